@@ -1,0 +1,1 @@
+"""The statistical model: case-control logistic regression, trained and scored from a JSON artifact."""

@@ -1,0 +1,195 @@
+"""Training data: the bundled incident corpus (cases) and the reference population (controls).
+
+Both are written in the contract's request form, so training turns them into feature rows through
+exactly the facts and rules that scoring uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from risk_rules.errors import TravelriskError
+from risk_rules.forms import AssessmentRequest
+from risk_rules.reference import InMemoryReference
+
+
+class CorpusError(TravelriskError):
+    """The incident corpus or population file is invalid."""
+
+
+class CitationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str
+    quote: str = Field(min_length=10)
+
+
+class Incident(BaseModel):
+    """A documented detention, exit ban or forced return, with the trip it happened on."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    person: str
+    outcome: Literal["detention", "exit_ban", "forced_return"]
+    occurred_on: dt.date
+    date_precision: Literal["day", "month", "year"]
+    date_note: str | None = None
+    summary: str
+    sources: list[CitationIn] = Field(min_length=1)
+    train: bool = True
+    train_note: str | None = None
+    count: int = Field(default=1, ge=1)
+    request: AssessmentRequest
+    assumptions: list[str] = []
+
+    @model_validator(mode="after")
+    def _date_within_trip(self) -> Incident:
+        if not (self.request.trip.start <= self.occurred_on <= self.request.trip.end):
+            raise ValueError(f"occurred_on {self.occurred_on} is outside the trip's dates")
+        return self
+
+
+def bundled_incidents_path() -> Path:
+    return Path(str(resources.files("models") / "data" / "incidents.yaml"))
+
+
+def bundled_population_path() -> Path:
+    return Path(str(resources.files("models") / "data" / "population.yaml"))
+
+
+def load_incidents(path: Path | None = None) -> list[Incident]:
+    """Read and validate an incident file (a YAML or JSON list of incidents)."""
+    source = path or bundled_incidents_path()
+    try:
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CorpusError(f"{source}: cannot read incidents ({exc})") from exc
+    if not isinstance(document, list):
+        raise CorpusError(f"{source}: expected a list of incidents")
+    incidents = []
+    for position, item in enumerate(document):
+        try:
+            incidents.append(Incident.model_validate(item))
+        except ValidationError as exc:
+            name = item.get("id", f"#{position}") if isinstance(item, dict) else f"#{position}"
+            raise CorpusError(f"{source}: incident {name}: {exc}") from exc
+    ids = [i.id for i in incidents]
+    if len(set(ids)) != len(ids):
+        raise CorpusError(f"{source}: duplicate incident ids")
+    return incidents
+
+
+# ------------------------------------------------------------------------------------------------
+# The reference population
+
+
+@dataclass(frozen=True)
+class Population:
+    document: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Population:
+        source = path or bundled_population_path()
+        return cls(yaml.safe_load(source.read_text(encoding="utf-8")))
+
+    @property
+    def seed(self) -> int:
+        return int(self.document["seed"])
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """Every proportion with its basis, for the model card."""
+        rows = []
+        for key, entry in self.document.items():
+            if isinstance(entry, dict) and "basis" in entry:
+                value = entry.get("value", entry.get("shares", entry.get("share", entry.get("median"))))
+                rows.append(
+                    {"name": key, "value": value, "basis": entry["basis"], "why": " ".join(entry["why"].split())}
+                )
+        return rows
+
+
+def _pick(rng: np.random.Generator, shares: dict[str, float]) -> str:
+    keys = list(shares)
+    weights = np.asarray([shares[k] for k in keys], dtype=float)
+    return keys[int(rng.choice(len(keys), p=weights / weights.sum()))]
+
+
+def generate_controls(
+    population: Population, reference: InMemoryReference, trips: int | None = None, seed: int | None = None
+) -> list[AssessmentRequest]:
+    """Draw ordinary trips from the reference population with a fixed seed (deterministic)."""
+    doc = population.document
+    rng = np.random.default_rng(population.seed if seed is None else seed)
+    count = int(doc["trips"] if trips is None else trips)
+    start = dt.date.fromisoformat(doc["dates"]["start"])
+    span = (dt.date.fromisoformat(doc["dates"]["end"]) - start).days
+    disputed = [d.name for d in reference.employer_disputes] or ["(none)"]
+
+    def chance(key: str) -> bool:
+        return bool(rng.random() < float(doc[key]["value"]))
+
+    out: list[AssessmentRequest] = []
+    for _ in range(count):
+        destination = _pick(rng, doc["destinations"]["shares"])
+        home = _pick(rng, doc["citizenships"]["shares"])
+        citizenships = [home]
+        if chance("prc_national_share"):
+            citizenships = ["CN"]
+        elif chance("dual_national_share"):
+            citizenships = [home, "CN"]
+        born = chance("born_in_destination_share")
+        traveler: dict[str, Any] = {
+            "citizenships": citizenships,
+            "occupation": _pick(rng, doc["occupations"]["shares"]),
+            "employer": {"sector": _pick(rng, doc["sectors"]["shares"])},
+            "relatives_in_destination": bool(chance("relatives_in_destination_share") or (born and rng.random() < 0.5)),
+            "legal_exposure": {
+                "sought_by_destination_authorities": chance("personally_sought_share"),
+                "criminal_investigation": chance("criminal_investigation_share"),
+                "civil_or_commercial_dispute": chance("civil_or_commercial_dispute_share"),
+                "tax_dispute": chance("tax_dispute_share"),
+            },
+            "public_profile": {
+                "criticizes_destination_government": chance("criticizes_government_share"),
+                "activism": ["democracy"] if chance("activism_share") else [],
+            },
+            "affiliations": ["falun_gong"] if chance("affiliation_share") else [],
+        }
+        if born:
+            traveler["birth_country"] = "CN"
+            if "CN" not in citizenships:
+                traveler["former_citizenships"] = ["CN"]
+        if chance("family_member_sought_share"):
+            traveler["family_ties"] = [{"relation": "parent", "sought_by_destination_authorities": True}]
+        if chance("employer_in_dispute_share"):
+            traveler["employer"]["name"] = disputed[int(rng.integers(len(disputed)))]
+        arrive = start + dt.timedelta(days=int(rng.integers(span)))
+        stay = doc["stay_days"]
+        if rng.random() < float(stay["long_stay_share"]):
+            low, high = stay["long_stay_days"]
+            days = int(rng.integers(low, high + 1))
+        else:
+            days = max(1, int(round(rng.lognormal(np.log(stay["median"]), 0.5))))
+        legs = []
+        if rng.random() < float(doc["transit"]["share"]):
+            via = _pick(rng, doc["transit"]["countries"])
+            legs.append({"country": via, "arrive": arrive.isoformat(), "depart": arrive.isoformat(), "transit": True})
+        legs.append(
+            {
+                "country": destination,
+                "arrive": arrive.isoformat(),
+                "depart": (arrive + dt.timedelta(days=days - 1)).isoformat(),
+            }
+        )
+        claimed = "CN" in citizenships or born
+        entry = "destination_travel_permit" if claimed and chance("permit_entry_share_given_claimed_or_born") else home
+        trip = {"purpose": _pick(rng, doc["purposes"]["shares"]), "legs": legs, "entry_document": entry}
+        out.append(AssessmentRequest.model_validate({"traveler": traveler, "trip": trip}))
+    return out

@@ -1,0 +1,284 @@
+"""Facts: what is true of a traveller on each leg's dates.
+
+`leg_facts(request, reference)` turns a validated request plus a reference-data snapshot into one
+`LegFacts` per leg: a mapping of named, typed facts (the only thing rules can read), the record ids
+each fact rests on (for `derived_from`), and the leg's kind. `FACT_TYPES` declares every fact; the
+rule loader rejects a rule that reads anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from risk_rules.expr import FactType
+from risk_rules.forms import DESTINATION_TRAVEL_PERMIT, AssessmentRequest, Leg
+from risk_rules.reference import (
+    DestinationProfile,
+    ReferenceSnapshot,
+    Situation,
+    ThirdCountryProfile,
+)
+
+# Leg kinds: a covered destination, a third country with a transit/return record, or neither.
+DESTINATION = "destination"
+THIRD_COUNTRY = "third_country"
+UNASSESSED = "unassessed"
+
+BILATERAL_KINDS = frozenset({"trade_dispute", "diplomatic_dispute", "sanctions"})
+
+FACTS: dict[str, tuple[FactType, str]] = {
+    # the leg
+    "leg_kind": ("text", "destination, third_country or unassessed"),
+    "destination": ("text", "the leg's country code"),
+    "destination_name": ("text", "the leg's country or territory name"),
+    "is_transit": ("bool", "the leg is a transit"),
+    "stay_days": ("number", "calendar days on the leg (arrive and depart days included)"),
+    "region": ("text", "the region given for the leg, or ''"),
+    "region_flagged": ("bool", "the region has its own documented risk in the destination profile"),
+    "region_note": ("text", "why the region is flagged"),
+    "trip_purpose": ("text", "the trip's purpose, or ''"),
+    # nationality
+    "claims_as_national": ("bool", "one of the traveller's citizenships is the destination's own"),
+    "dual_national": ("bool", "the destination's national who also holds another citizenship"),
+    "destination_recognises_dual_nationality": ("bool", "the destination recognises dual nationality"),
+    "born_in_destination": ("bool", "born in the destination's nationality area (e.g. CN, HK, MO)"),
+    "former_national": ("bool", "formerly a citizen of the destination"),
+    "entry_on_destination_document": (
+        "bool",
+        "entering on a destination-issued travel permit or the destination's own passport",
+    ),
+    "nationality_text": ("text", "which citizenship the destination claims, in words"),
+    # family
+    "family_member_sought": ("bool", "a family member is sought by the destination's authorities"),
+    "sought_relations": ("text", "which relatives are sought, in words"),
+    "relatives_in_destination": ("bool", "relatives live in the destination"),
+    # legal exposure
+    "personally_sought": ("bool", "the traveller is sought by the destination's authorities"),
+    "criminal_investigation": ("bool", "the traveller is under criminal investigation there"),
+    "civil_or_commercial_dispute": ("bool", "a civil or commercial dispute there"),
+    "tax_dispute": ("bool", "a tax dispute there"),
+    # employer
+    "employer_name": ("text", "the employer's name, or ''"),
+    "employer_dispute_active": ("bool", "the employer is in a dispute with the destination on the leg's dates"),
+    "employer_dispute_kinds": ("set", "kinds of the employer's active disputes"),
+    "employer_dispute_text": ("text", "the employer's active disputes, in words"),
+    # occupation
+    "occupation": ("text", "the traveller's occupation, or ''"),
+    "sector": ("text", "the employer's sector, or ''"),
+    # public profile
+    "criticizes_government": ("bool", "publicly criticises the destination's government"),
+    "activism": ("set", "kinds of activism"),
+    "affiliations": ("set", "affiliations"),
+    # situations between a citizenship and the destination, active on the leg's dates
+    "extradition_case_active": ("bool", "a home country holds a person the destination wants"),
+    "extradition_case_severity": ("number", "the highest severity of those cases, in [0, 1]"),
+    "extradition_case_days": ("number", "days from the earliest such case's start to the leg's arrival"),
+    "extradition_case_text": ("text", "those cases, in words"),
+    "bilateral_dispute_active": ("bool", "a trade, diplomatic or sanctions dispute is active"),
+    "bilateral_dispute_severity": ("number", "the highest severity of those disputes, in [0, 1]"),
+    "bilateral_dispute_kinds": ("set", "kinds of those disputes"),
+    "bilateral_dispute_text": ("text", "those disputes, in words"),
+    "compatriot_detentions_active": ("bool", "the destination is detaining the traveller's compatriots"),
+    "compatriot_detentions_severity": ("number", "the highest severity of those situations, in [0, 1]"),
+    "compatriot_detentions_text": ("text", "those situations, in words"),
+    # the destination's laws
+    "extraterritorial_law_in_force": ("bool", "a law reaching conduct abroad is in force in the destination"),
+    "extraterritorial_law_text": ("text", "that law, in words"),
+    # third countries
+    "claimed_or_sought": (
+        "bool",
+        "a covered destination counts the traveller as its own or seeks them (for third-country legs)",
+    ),
+    "third_country_forced_returns": ("bool", "the leg's country has forcibly returned people to a destination"),
+    "third_country_forced_returns_text": ("text", "those returns, in words"),
+    "third_country_extradition_treaty": ("bool", "the leg's country has an extradition treaty in force"),
+    "third_country_extradition_treaty_text": ("text", "that treaty, in words"),
+}
+FACT_TYPES: dict[str, FactType] = {name: kind for name, (kind, _) in FACTS.items()}
+
+
+@dataclass(slots=True)
+class LegFacts:
+    """The facts for one leg, with the record ids each fact rests on."""
+
+    leg: Leg
+    kind: str
+    values: dict[str, Any]
+    records: dict[str, tuple[str, ...]]
+
+
+def _days(leg: Leg) -> int:
+    return (leg.depart - leg.arrive).days + 1
+
+
+def _joined(items: list[str]) -> str:
+    return "; ".join(items)
+
+
+def _situation_facts(
+    prefix: str, situations: list[Situation], arrive: dt.date, values: dict[str, Any], records: dict[str, tuple]
+) -> None:
+    ids = tuple(f"situation:{s.id}" for s in situations)
+    values[f"{prefix}_active"] = bool(situations)
+    values[f"{prefix}_severity"] = max((s.severity_weight for s in situations), default=0.0)
+    values[f"{prefix}_text"] = _joined([s.describe() for s in situations])
+    for suffix in ("_active", "_severity", "_text"):
+        records[prefix + suffix] = ids
+
+
+def _pick_profile(
+    leg: Leg, reference: ReferenceSnapshot, claimed_or_sought: bool
+) -> tuple[str, DestinationProfile | None, ThirdCountryProfile | None]:
+    """The leg's kind. A third country is assessed only for a traveller a covered destination claims
+    or seeks: for anyone else it holds no documented risk of being returned to the destination."""
+    profile = reference.destination_profile(leg.country)
+    if profile is not None:
+        return DESTINATION, profile, None
+    third = reference.third_country_profile(leg.country)
+    if third is not None and claimed_or_sought:
+        return THIRD_COUNTRY, None, third
+    return UNASSESSED, None, third
+
+
+def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[LegFacts]:
+    """Derive the facts for every leg of the request's trip, using each leg's own dates."""
+    traveler = request.traveler
+    trip = request.trip
+    citizenships = traveler.citizenships
+    former = set(traveler.former_citizenships)
+    profile_dict = traveler.public_profile
+    legal = traveler.legal_exposure
+    sought_relations = sorted({t.relation.value for t in traveler.family_ties if t.sought_by_destination_authorities})
+    relatives_there = traveler.relatives_in_destination or any(t.lives_in_destination for t in traveler.family_ties)
+    employer_name = traveler.employer.name if traveler.employer and traveler.employer.name else ""
+    sector = traveler.employer.sector.value if traveler.employer and traveler.employer.sector else ""
+    common: dict[str, Any] = {
+        "trip_purpose": trip.purpose.value if trip.purpose else "",
+        "family_member_sought": bool(sought_relations),
+        "sought_relations": ", ".join(sought_relations),
+        "relatives_in_destination": relatives_there,
+        "personally_sought": legal.sought_by_destination_authorities,
+        "criminal_investigation": legal.criminal_investigation,
+        "civil_or_commercial_dispute": legal.civil_or_commercial_dispute,
+        "tax_dispute": legal.tax_dispute,
+        "employer_name": employer_name,
+        "occupation": traveler.occupation.value if traveler.occupation else "",
+        "sector": sector,
+        "criticizes_government": profile_dict.criticizes_destination_government,
+        "activism": frozenset(a.value for a in profile_dict.activism),
+        "affiliations": frozenset(a.value for a in traveler.affiliations),
+    }
+    # Third-country legs matter for travellers whom a covered destination claims or seeks.
+    covered = [reference.destination_profile(code) for code in reference.covered_destinations()]
+    claiming = [
+        p
+        for p in covered
+        if p is not None
+        and (
+            any(c in p.nationality_group for c in citizenships)
+            or bool(former & p.nationality_group)
+            or (traveler.birth_country in p.nationality_group)
+        )
+    ]
+    claimed_or_sought = bool(claiming) or legal.sought_by_destination_authorities or legal.criminal_investigation
+
+    out: list[LegFacts] = []
+    for leg in trip.legs:
+        kind, dest, third = _pick_profile(leg, reference, claimed_or_sought)
+        values: dict[str, Any] = dict(common)
+        records: dict[str, tuple[str, ...]] = {}
+        values["leg_kind"] = kind
+        values["destination"] = leg.country
+        values["is_transit"] = leg.transit
+        values["stay_days"] = float(_days(leg))
+        values["region"] = leg.region or ""
+        values["claimed_or_sought"] = claimed_or_sought
+        group = dest.nationality_group if dest else frozenset()
+        claimed = [c for c in citizenships if c in group]
+        values["destination_name"] = dest.name if dest else (third.name if third else leg.country)
+        values["claims_as_national"] = bool(claimed)
+        values["dual_national"] = bool(claimed) and len(claimed) < len(citizenships)
+        values["destination_recognises_dual_nationality"] = dest.recognises_dual_nationality if dest else True
+        values["born_in_destination"] = traveler.birth_country in group if dest else False
+        values["former_national"] = bool(former & group)
+        entry = trip.entry_document
+        values["entry_on_destination_document"] = bool(dest) and (
+            entry == DESTINATION_TRAVEL_PERMIT or (entry is not None and entry in group)
+        )
+        values["nationality_text"] = (
+            f"{', '.join(claimed)} citizenship counted as {dest.name} nationality" if dest and claimed else ""
+        )
+        region = dest.region_named(leg.region) if dest else None
+        values["region_flagged"] = region is not None
+        values["region_note"] = region.note if region else ""
+
+        # Employer disputes and situations are looked up against the destination and the
+        # jurisdictions whose disputes reach it (Beijing is the party to disputes over HK and MO).
+        disputes = []
+        situations: list[Situation] = []
+        if dest is not None:
+            for code in dest.situations_from:
+                if employer_name:
+                    disputes.extend(reference.employer_disputes_active(employer_name, code, leg.arrive, leg.depart))
+                for home in citizenships:
+                    if home in group:
+                        continue
+                    situations.extend(reference.situations_active(home, code, leg.arrive, leg.depart))
+        dispute_ids = tuple(f"employer_dispute:{d.id}" for d in disputes)
+        values["employer_dispute_active"] = bool(disputes)
+        values["employer_dispute_kinds"] = frozenset(d.kind for d in disputes)
+        values["employer_dispute_text"] = _joined([d.describe() for d in disputes])
+        for name in ("employer_dispute_active", "employer_dispute_kinds", "employer_dispute_text"):
+            records[name] = dispute_ids
+
+        extradition = [s for s in situations if s.kind == "extradition_case"]
+        bilateral = [s for s in situations if s.kind in BILATERAL_KINDS]
+        detentions = [s for s in situations if s.kind == "detention_of_nationals"]
+        _situation_facts("extradition_case", extradition, leg.arrive, values, records)
+        _situation_facts("bilateral_dispute", bilateral, leg.arrive, values, records)
+        _situation_facts("compatriot_detentions", detentions, leg.arrive, values, records)
+        values["extradition_case_days"] = float(
+            max(0, max(((leg.arrive - s.started_on).days for s in extradition), default=0))
+        )
+        records["extradition_case_days"] = records["extradition_case_active"]
+        values["bilateral_dispute_kinds"] = frozenset(s.kind for s in bilateral)
+        records["bilateral_dispute_kinds"] = records["bilateral_dispute_active"]
+
+        laws = [
+            law
+            for law in (dest.laws if dest else ())
+            if law.reaches_conduct_abroad and (law.effective_on is None or law.effective_on <= leg.depart)
+        ]
+        values["extraterritorial_law_in_force"] = bool(laws)
+        values["extraterritorial_law_text"] = _joined([law.name for law in laws])
+        records["extraterritorial_law_in_force"] = tuple(f"law:{law.id}" for law in laws)
+
+        returns = []
+        treaties = []
+        if third is not None:
+            for p in covered:
+                if p is None:
+                    continue
+                returns.extend(third.forced_returns_to(p.code, leg.arrive))
+                treaty = third.treaty_with(p.code, leg.arrive)
+                if treaty is not None and treaty not in treaties:
+                    treaties.append(treaty)
+        values["third_country_forced_returns"] = bool(returns)
+        values["third_country_forced_returns_text"] = _joined(
+            [f"{r.description} ({r.occurred_on.isoformat()})" for r in returns[:3]]
+        )
+        values["third_country_extradition_treaty"] = bool(treaties)
+        values["third_country_extradition_treaty_text"] = _joined(
+            [
+                f"{third.name if third else leg.country}–{t.destination} extradition treaty"
+                + (f" in force since {t.in_force_on.isoformat()}" if t.in_force_on else "")
+                for t in treaties
+            ]
+        )
+        if third is not None:
+            records["third_country_forced_returns"] = (f"third_country:{third.code}",)
+            records["third_country_extradition_treaty"] = (f"third_country:{third.code}",)
+        out.append(LegFacts(leg=leg, kind=kind, values=values, records=records))
+    return out

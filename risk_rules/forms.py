@@ -1,0 +1,305 @@
+"""The contract's request and response forms.
+
+One set of Pydantic models shared by the HTTP API, the CLI and training, so that every path parses
+exactly what the API accepts. The scoring engine itself works on plain dataclasses built from these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Literal
+
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# Caps keep a single request bounded: enough for any real traveller and itinerary.
+MAX_LEGS = 50
+MAX_CITIZENSHIPS = 10
+MAX_FAMILY_TIES = 50
+MAX_LIST = 20
+MAX_TEXT = 200
+
+
+@lru_cache(maxsize=1)
+def iso_country_codes() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes, from pycountry's maintained copy of the standard."""
+    return frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def _country_code(value: str) -> str:
+    if value not in iso_country_codes():
+        raise ValueError(
+            f"'{value}' is not an ISO 3166-1 alpha-2 country code (two upper-case letters, e.g. CA, CN, HK)"
+        )
+    return value
+
+
+CountryCode = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country_code)]
+
+
+class Occupation(StrEnum):
+    diplomat = "diplomat"
+    former_diplomat = "former_diplomat"
+    government_official = "government_official"
+    journalist = "journalist"
+    academic = "academic"
+    think_tank_analyst = "think_tank_analyst"
+    ngo_worker = "ngo_worker"
+    business_executive = "business_executive"
+    due_diligence_investigator = "due_diligence_investigator"
+    finance_professional = "finance_professional"
+    engineer = "engineer"
+    teacher = "teacher"
+    student = "student"
+    religious_worker = "religious_worker"
+    tour_operator = "tour_operator"
+    retired = "retired"
+    other = "other"
+
+
+class Sector(StrEnum):
+    think_tank = "think_tank"
+    due_diligence_consulting = "due_diligence_consulting"
+    finance = "finance"
+    mining_resources = "mining_resources"
+    technology = "technology"
+    media = "media"
+    ngo = "ngo"
+    government = "government"
+    academia = "academia"
+    manufacturing = "manufacturing"
+    education = "education"
+    other = "other"
+
+
+class Activism(StrEnum):
+    human_rights = "human_rights"
+    democracy = "democracy"
+    religious_freedom = "religious_freedom"
+    ethnic_minority_rights = "ethnic_minority_rights"
+    hong_kong = "hong_kong"
+    taiwan = "taiwan"
+    tibet = "tibet"
+    labor = "labor"
+    other = "other"
+
+
+class Affiliation(StrEnum):
+    falun_gong = "falun_gong"
+    uyghur_diaspora_organization = "uyghur_diaspora_organization"
+    tibetan_diaspora_organization = "tibetan_diaspora_organization"
+    pro_democracy_organization = "pro_democracy_organization"
+    other = "other"
+
+
+class Relation(StrEnum):
+    parent = "parent"
+    child = "child"
+    sibling = "sibling"
+    spouse = "spouse"
+    other = "other"
+
+
+class Purpose(StrEnum):
+    business = "business"
+    family_visit = "family_visit"
+    tourism = "tourism"
+    conference = "conference"
+    research = "research"
+    journalism = "journalism"
+    official = "official"
+    study = "study"
+    transit = "transit"
+    other = "other"
+
+
+DESTINATION_TRAVEL_PERMIT = "destination_travel_permit"
+
+
+class _Form(BaseModel):
+    # Unknown fields are rejected so that a misspelt field is reported instead of silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Employer(_Form):
+    name: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = None
+    sector: Sector | None = None
+
+
+class PublicProfile(_Form):
+    criticizes_destination_government: bool = False
+    activism: Annotated[list[Activism], Field(max_length=MAX_LIST)] = []
+
+
+class FamilyTie(_Form):
+    relation: Relation
+    sought_by_destination_authorities: bool = False
+    lives_in_destination: bool = False
+
+
+class LegalExposure(_Form):
+    civil_or_commercial_dispute: bool = False
+    tax_dispute: bool = False
+    criminal_investigation: bool = False
+    sought_by_destination_authorities: bool = False
+
+
+class Traveler(_Form):
+    reference: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None, description="The client's own pseudonymous id for the traveller; no names needed."
+    )
+    citizenships: Annotated[list[CountryCode], Field(min_length=1, max_length=MAX_CITIZENSHIPS)]
+    birth_country: CountryCode | None = None
+    former_citizenships: Annotated[list[CountryCode], Field(max_length=MAX_CITIZENSHIPS)] = []
+    occupation: Occupation | None = None
+    employer: Employer | None = None
+    public_profile: PublicProfile = PublicProfile()
+    affiliations: Annotated[list[Affiliation], Field(max_length=MAX_LIST)] = []
+    family_ties: Annotated[list[FamilyTie], Field(max_length=MAX_FAMILY_TIES)] = []
+    relatives_in_destination: bool = False
+    legal_exposure: LegalExposure = LegalExposure()
+
+
+class Leg(_Form):
+    country: CountryCode
+    region: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = None
+    arrive: dt.date
+    depart: dt.date
+    transit: bool = False
+
+    @model_validator(mode="after")
+    def _depart_not_before_arrive(self) -> Leg:
+        if self.depart < self.arrive:
+            raise ValueError(
+                f"depart ({self.depart.isoformat()}) is before arrive ({self.arrive.isoformat()}):"
+                " depart must be on or after arrive"
+            )
+        return self
+
+
+EntryDocument = Literal["destination_travel_permit"] | CountryCode
+
+
+class Trip(_Form):
+    purpose: Purpose | None = None
+    legs: Annotated[list[Leg], Field(min_length=1, max_length=MAX_LEGS)]
+    entry_document: EntryDocument | None = Field(
+        default=None,
+        description="The passport used (a country code), or destination_travel_permit for a document the"
+        " destination issues to people it treats as its own (such as a Home Return Permit).",
+    )
+
+    @property
+    def start(self) -> dt.date:
+        return min(leg.arrive for leg in self.legs)
+
+    @property
+    def end(self) -> dt.date:
+        return max(leg.depart for leg in self.legs)
+
+
+class AssessmentRequest(_Form):
+    """A planned trip to score: the traveller and the itinerary."""
+
+    traveler: Traveler
+    trip: Trip
+
+
+# ---------------------------------------------------------------------------------------------
+# Response
+
+
+class Band(StrEnum):
+    low = "low"
+    elevated = "elevated"
+    high = "high"
+    severe = "severe"
+
+
+class Status(StrEnum):
+    scored = "scored"
+    out_of_scope = "out_of_scope"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Score(_Out):
+    probability: float = Field(description="Modelled probability of detention or exit ban during the trip.")
+    interval: tuple[float, float] = Field(description="95% bootstrap interval of the probability.")
+    band: Band
+    log_odds: float
+
+
+class Baseline(_Out):
+    probability: float = Field(description="The same itinerary for a traveller with no factors.")
+
+
+class Evidence(_Out):
+    source: str
+    quote: str
+
+
+class FactorOut(_Out):
+    id: str
+    title: str
+    value: float = Field(description="The factor's value in [0, 1] (1 for a factor that simply fires).")
+    coefficient: float = Field(description="The model's log-odds per unit of value.")
+    contribution: float = Field(description="coefficient × value, in log-odds.")
+    odds_multiplier: float
+    leg: str = Field(description="The leg's country where the factor contributes most.")
+    reason: str
+    evidence: list[Evidence]
+    derived_from: list[str]
+
+
+class LegOut(_Out):
+    country: str
+    arrive: dt.date
+    depart: dt.date
+    assessed: bool
+    probability: float | None = None
+
+
+class Review(_Out):
+    required: bool
+    state: Literal["pending", "not_required"]
+
+
+class Versions(_Out):
+    model: str
+    rules: str
+    reference_data: str
+
+
+class PossibleEmployerMatch(_Out):
+    dispute_id: str
+    name: str
+    similarity: float
+
+
+class AssessmentResult(_Out):
+    """The scoring core's output: the contract's response body without the stored id and time."""
+
+    status: Status
+    score: Score | None
+    baseline: Baseline | None
+    factors: list[FactorOut]
+    legs: list[LegOut]
+    mitigations: list[str]
+    review: Review
+    versions: Versions
+    covered_destinations: list[str] = Field(
+        default_factory=list, description="Destinations the service has a risk profile for."
+    )
+    possible_employer_matches: list[PossibleEmployerMatch] = []
+
+
+class AssessmentResponse(AssessmentResult):
+    """The contract's response body for POST and GET /v1/assessments."""
+
+    id: str
+    created_at: dt.datetime

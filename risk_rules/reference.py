@@ -1,0 +1,559 @@
+"""Reference data the rules read: situations, employer disputes, destination and third-country profiles.
+
+The engine sees reference data only through the narrow `ReferenceSnapshot` interface. The bundled
+snapshot here is loaded from `risk_rules/data/reference.yaml`; the service implements the same
+interface over its database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from risk_rules.errors import ReferenceDataError
+
+SituationKind = Literal[
+    "extradition_case", "trade_dispute", "diplomatic_dispute", "sanctions", "detention_of_nationals"
+]
+DisputeKind = Literal["commercial_dispute", "regulatory_investigation", "political_pressure", "sanctions"]
+Severity = Literal["low", "medium", "high"]
+Precision = Literal["day", "month", "year", "unknown"]
+ReturnKind = Literal["rendition", "refoulement", "pressured_return", "treaty_extradition"]
+# A formal extradition under a treaty is recorded, but it is the treaty, not a forced return.
+FORCED_RETURN_KINDS = frozenset({"rendition", "refoulement", "pressured_return"})
+
+SEVERITY_WEIGHT: dict[str, float] = {"low": 1 / 3, "medium": 2 / 3, "high": 1.0}
+
+
+# --------------------------------------------------------------------------------------------
+# Records as the engine sees them (plain, immutable dataclasses)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A passage a record rests on: a reference source id and quote, or an outside title/url/date."""
+
+    source: str | None = None
+    quote: str | None = None
+    title: str | None = None
+    url: str | None = None
+    date: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    id: str
+    home_country: str
+    destination: str
+    kind: str
+    title: str
+    started_on: dt.date
+    ended_on: dt.date | None
+    severity: str
+    sources: tuple[Citation, ...] = ()
+    date_note: str | None = None
+
+    def active_during(self, start: dt.date, end: dt.date) -> bool:
+        """True when the situation overlaps the closed interval [start, end]."""
+        return self.started_on <= end and (self.ended_on is None or self.ended_on >= start)
+
+    @property
+    def severity_weight(self) -> float:
+        return SEVERITY_WEIGHT[self.severity]
+
+    def describe(self) -> str:
+        """Plain-language pointer used in reason sentences."""
+        if self.ended_on:
+            return f"{self.title} (situation {self.id}, {self.started_on.isoformat()} to {self.ended_on.isoformat()})"
+        return f"{self.title} (situation {self.id}, since {self.started_on.isoformat()})"
+
+
+@dataclass(frozen=True, slots=True)
+class EmployerDispute:
+    id: str
+    name: str
+    aliases: tuple[str, ...]
+    destination: str
+    kind: str
+    started_on: dt.date
+    ended_on: dt.date | None
+    sources: tuple[Citation, ...] = ()
+    date_note: str | None = None
+
+    def active_during(self, start: dt.date, end: dt.date) -> bool:
+        return self.started_on <= end and (self.ended_on is None or self.ended_on >= start)
+
+    def describe(self) -> str:
+        period = f"{self.started_on} to {self.ended_on}" if self.ended_on else f"since {self.started_on}"
+        return f"{self.name}: {self.kind.replace('_', ' ')} (employer dispute {self.id}, {period})"
+
+
+@dataclass(frozen=True, slots=True)
+class Law:
+    id: str
+    name: str
+    kind: str
+    reaches_conduct_abroad: bool
+    effective_on: dt.date | None
+    sources: tuple[Citation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    name: str
+    aliases: tuple[str, ...]
+    note: str
+    sources: tuple[Citation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationProfile:
+    code: str
+    name: str
+    nationality_group: frozenset[str]
+    situations_from: tuple[str, ...]
+    recognises_dual_nationality: bool
+    laws: tuple[Law, ...] = ()
+    regions: tuple[Region, ...] = ()
+
+    def region_named(self, name: str | None) -> Region | None:
+        if not name:
+            return None
+        key = normalise_text(name)
+        for region in self.regions:
+            if key in {normalise_text(region.name), *(normalise_text(a) for a in region.aliases)}:
+                return region
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class TreatyRecord:
+    destination: str
+    in_force_on: dt.date | None
+    sources: tuple[Citation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedReturn:
+    destination: str
+    occurred_on: dt.date
+    description: str
+    kind: str
+    sources: tuple[Citation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ThirdCountryProfile:
+    code: str
+    name: str
+    extradition_treaties: tuple[TreatyRecord, ...] = ()
+    forced_returns: tuple[ForcedReturn, ...] = ()
+
+    def treaty_with(self, destination: str, on: dt.date) -> TreatyRecord | None:
+        """An extradition treaty with `destination` known to be in force on `on`.
+
+        A treaty whose date the sources do not give counts as in force: the sources list it as such.
+        """
+        for treaty in self.extradition_treaties:
+            if treaty.destination == destination and (treaty.in_force_on is None or treaty.in_force_on <= on):
+                return treaty
+        return None
+
+    def forced_returns_to(self, destination: str, before: dt.date) -> list[ForcedReturn]:
+        """Returns outside a treaty's safeguards (renditions, refoulement, pressured returns) by `before`."""
+        return [
+            r
+            for r in self.forced_returns
+            if r.destination == destination and r.occurred_on <= before and r.kind in FORCED_RETURN_KINDS
+        ]
+
+
+class ReferenceSnapshot(Protocol):
+    """What the engine may ask of reference data. Implemented over YAML here and over the database."""
+
+    @property
+    def version(self) -> str: ...
+
+    def covered_destinations(self) -> list[str]: ...
+
+    def destination_profile(self, code: str) -> DestinationProfile | None: ...
+
+    def third_country_profile(self, code: str) -> ThirdCountryProfile | None: ...
+
+    def situations_active(self, home: str, destination: str, start: dt.date, end: dt.date) -> list[Situation]: ...
+
+    def employer_disputes_active(
+        self, employer_name: str, destination: str, start: dt.date, end: dt.date
+    ) -> list[EmployerDispute]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Employer-name normalisation
+
+_LEGAL_SUFFIXES = (
+    "limited",
+    "ltd",
+    "inc",
+    "incorporated",
+    "llc",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "gmbh",
+    "ag",
+    "sa",
+    "plc",
+    "pty",
+    "kk",
+    "group",
+    "holdings",
+    "holding",
+    "nv",
+    "bv",
+    "lp",
+    "llp",
+    "srl",
+    "spa",
+)
+_NON_WORD = re.compile(r"[^\w\s]")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_text(value: str) -> str:
+    """Case-, accent- and punctuation-insensitive form of a name."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # Dots inside abbreviations (S.A., K.K.) join rather than split the letters.
+    stripped = stripped.replace(".", "")
+    return _SPACE.sub(" ", _NON_WORD.sub(" ", stripped.casefold())).strip()
+
+
+def normalise_organisation(name: str) -> str:
+    """Organisation name with legal-form suffixes removed, for equality matching."""
+    words = normalise_text(name).split()
+    while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
+        words.pop()
+    return " ".join(words)
+
+
+# --------------------------------------------------------------------------------------------
+# The bundled snapshot: a YAML file validated by Pydantic, turned into dataclasses
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CitationIn(_In):
+    source: str | None = None
+    quote: str | None = None
+    title: str | None = None
+    url: str | None = None
+    date: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CitationIn:
+        if self.source and not self.quote:
+            raise ValueError("a citation of a reference source needs its quote")
+        if not self.source and not self.title:
+            raise ValueError("a citation needs a reference source id and quote, or a title")
+        return self
+
+    def to_record(self) -> Citation:
+        return Citation(self.source, self.quote, self.title, self.url, self.date)
+
+
+class _Dated(_In):
+    started_on: dt.date
+    start_precision: Precision = "day"
+    ended_on: dt.date | None = None
+    end_precision: Precision | None = None
+    date_note: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Dated:
+        if self.ended_on is not None and self.ended_on < self.started_on:
+            raise ValueError("ended_on is before started_on")
+        return self
+
+
+class SituationIn(_Dated):
+    id: str
+    home_country: str
+    destination: str
+    kind: SituationKind
+    title: str = Field(min_length=1)
+    severity: Severity
+    severity_note: str | None = None
+    sources: list[CitationIn] = []
+
+    @model_validator(mode="after")
+    def _home_not_destination(self) -> SituationIn:
+        if self.home_country == self.destination:
+            raise ValueError("home_country equals destination")
+        return self
+
+
+class EmployerDisputeIn(_Dated):
+    id: str
+    name: str = Field(min_length=1)
+    aliases: list[str] = []
+    destination: str
+    kind: DisputeKind
+    sources: list[CitationIn] = []
+
+
+class LawIn(_In):
+    id: str
+    name: str
+    kind: Literal["exit_ban", "extraterritorial", "counter_terrorism", "national_security"]
+    reaches_conduct_abroad: bool = False
+    effective_on: dt.date | None = None
+    in_force_by: dt.date | None = Field(
+        default=None, description="Where the sources give no start date: the date by which they attest the law."
+    )
+    date_note: str | None = None
+    sources: list[CitationIn] = []
+
+    @model_validator(mode="after")
+    def _dated(self) -> LawIn:
+        if self.effective_on is None and self.in_force_by is None:
+            raise ValueError("a law needs effective_on or, where the sources give no date, in_force_by")
+        return self
+
+
+class RegionIn(_In):
+    name: str
+    aliases: list[str] = []
+    note: str
+    sources: list[CitationIn] = []
+
+
+class DestinationIn(_In):
+    code: str
+    name: str
+    nationality_group: list[str]
+    situations_from: list[str]
+    recognises_dual_nationality: bool
+    dual_nationality_sources: list[CitationIn] = []
+    laws: list[LawIn] = []
+    regions: list[RegionIn] = []
+    sources: list[CitationIn] = []
+
+
+class TreatyIn(_In):
+    destination: str
+    in_force_on: dt.date | None = None
+    date_precision: Precision = "unknown"
+    date_note: str | None = None
+    sources: list[CitationIn] = []
+
+
+class ForcedReturnIn(_In):
+    destination: str
+    occurred_on: dt.date
+    date_precision: Precision = "day"
+    kind: ReturnKind
+    description: str
+    sources: list[CitationIn] = []
+
+
+class ThirdCountryIn(_In):
+    code: str
+    name: str
+    extradition_treaties: list[TreatyIn] = []
+    mutual_legal_assistance: list[TreatyIn] = []
+    forced_returns: list[ForcedReturnIn] = []
+
+
+class ReferenceSetIn(_In):
+    """The whole reference set as one document (the bundled file, and export/import)."""
+
+    destinations: list[DestinationIn]
+    third_countries: list[ThirdCountryIn] = []
+    situations: list[SituationIn] = []
+    employer_disputes: list[EmployerDisputeIn] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ReferenceSetIn:
+        for label, ids in (
+            ("situation", [s.id for s in self.situations]),
+            ("employer dispute", [d.id for d in self.employer_disputes]),
+            ("destination", [d.code for d in self.destinations]),
+            ("third country", [t.code for t in self.third_countries]),
+        ):
+            seen: set[str] = set()
+            for item in ids:
+                if item in seen:
+                    raise ValueError(f"duplicate {label} id '{item}'")
+                seen.add(item)
+        return self
+
+
+def _cites(items: Iterable[CitationIn]) -> tuple[Citation, ...]:
+    return tuple(c.to_record() for c in items)
+
+
+def situation_record(s: SituationIn) -> Situation:
+    return Situation(
+        s.id,
+        s.home_country,
+        s.destination,
+        s.kind,
+        s.title,
+        s.started_on,
+        s.ended_on,
+        s.severity,
+        _cites(s.sources),
+        s.date_note,
+    )
+
+
+def employer_dispute_record(d: EmployerDisputeIn) -> EmployerDispute:
+    return EmployerDispute(
+        d.id,
+        d.name,
+        tuple(d.aliases),
+        d.destination,
+        d.kind,
+        d.started_on,
+        d.ended_on,
+        _cites(d.sources),
+        d.date_note,
+    )
+
+
+def destination_record(d: DestinationIn) -> DestinationProfile:
+    return DestinationProfile(
+        code=d.code,
+        name=d.name,
+        nationality_group=frozenset(d.nationality_group),
+        situations_from=tuple(d.situations_from),
+        recognises_dual_nationality=d.recognises_dual_nationality,
+        laws=tuple(
+            Law(
+                law.id,
+                law.name,
+                law.kind,
+                law.reaches_conduct_abroad,
+                law.effective_on or law.in_force_by,
+                _cites(law.sources),
+            )
+            for law in d.laws
+        ),
+        regions=tuple(Region(r.name, tuple(r.aliases), r.note, _cites(r.sources)) for r in d.regions),
+    )
+
+
+def third_country_record(t: ThirdCountryIn) -> ThirdCountryProfile:
+    return ThirdCountryProfile(
+        code=t.code,
+        name=t.name,
+        extradition_treaties=tuple(
+            TreatyRecord(x.destination, x.in_force_on, _cites(x.sources)) for x in t.extradition_treaties
+        ),
+        forced_returns=tuple(
+            ForcedReturn(x.destination, x.occurred_on, x.description, x.kind, _cites(x.sources)) for x in t.forced_returns
+        ),
+    )
+
+
+@dataclass
+class InMemoryReference:
+    """A `ReferenceSnapshot` over records held in memory, indexed for the engine's look-ups."""
+
+    destinations: dict[str, DestinationProfile]
+    third_countries: dict[str, ThirdCountryProfile]
+    situations: list[Situation]
+    employer_disputes: list[EmployerDispute]
+    version: str
+    _by_pair: dict[tuple[str, str], list[Situation]] = field(default_factory=dict, init=False, repr=False)
+    _by_employer: dict[tuple[str, str], list[EmployerDispute]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_pair: dict[tuple[str, str], list[Situation]] = defaultdict(list)
+        for s in self.situations:
+            by_pair[(s.home_country, s.destination)].append(s)
+        self._by_pair = dict(by_pair)
+        by_employer: dict[tuple[str, str], list[EmployerDispute]] = defaultdict(list)
+        for d in self.employer_disputes:
+            for name in {d.name, *d.aliases}:
+                key = (normalise_organisation(name), d.destination)
+                if d not in by_employer[key]:
+                    by_employer[key].append(d)
+        self._by_employer = dict(by_employer)
+
+    def covered_destinations(self) -> list[str]:
+        return sorted(self.destinations)
+
+    def destination_profile(self, code: str) -> DestinationProfile | None:
+        return self.destinations.get(code)
+
+    def third_country_profile(self, code: str) -> ThirdCountryProfile | None:
+        return self.third_countries.get(code)
+
+    def situations_active(self, home: str, destination: str, start: dt.date, end: dt.date) -> list[Situation]:
+        return [s for s in self._by_pair.get((home, destination), ()) if s.active_during(start, end)]
+
+    def employer_disputes_active(
+        self, employer_name: str, destination: str, start: dt.date, end: dt.date
+    ) -> list[EmployerDispute]:
+        key = (normalise_organisation(employer_name), destination)
+        return [d for d in self._by_employer.get(key, ()) if d.active_during(start, end)]
+
+    @cached_property
+    def all_organisation_names(self) -> list[tuple[str, EmployerDispute]]:
+        """Every (normalised name, dispute) pair, for near-match reporting."""
+        return [(key[0], d) for key, ds in self._by_employer.items() for d in ds]
+
+
+def reference_from_document(document: dict[str, Any], origin: str = "reference data") -> InMemoryReference:
+    """Validate a reference-set document and build an in-memory snapshot from it."""
+    try:
+        parsed = ReferenceSetIn.model_validate(document)
+    except ValidationError as exc:
+        raise ReferenceDataError(f"{origin}: {exc}") from exc
+    canonical = json.dumps(parsed.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    version = "ref-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return InMemoryReference(
+        destinations={d.code: destination_record(d) for d in parsed.destinations},
+        third_countries={t.code: third_country_record(t) for t in parsed.third_countries},
+        situations=[situation_record(s) for s in parsed.situations],
+        employer_disputes=[employer_dispute_record(d) for d in parsed.employer_disputes],
+        version=version,
+    )
+
+
+def bundled_reference_path() -> Path:
+    return Path(str(resources.files("risk_rules") / "data" / "reference.yaml"))
+
+
+_BUNDLED: InMemoryReference | None = None
+
+
+def load_bundled_reference(path: Path | None = None) -> InMemoryReference:
+    """The reference set shipped with the package (cached when read from the default path)."""
+    global _BUNDLED
+    if path is None and _BUNDLED is not None:
+        return _BUNDLED
+    source = path or bundled_reference_path()
+    with open(source, encoding="utf-8") as handle:
+        document = yaml.safe_load(handle)
+    snapshot = reference_from_document(document, origin=str(source))
+    if path is None:
+        _BUNDLED = snapshot
+    return snapshot

@@ -1,0 +1,83 @@
+"""`travelrisk model ...`: fit, list and activate model versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from risk_rules.errors import TravelriskError
+
+app = typer.Typer(help="Fit, list and activate model versions.", no_args_is_help=True)
+
+
+@app.command("train")
+def train(
+    incidents: Annotated[
+        Path | None,
+        typer.Option(help="Incident file (YAML/JSON list in the corpus format); default: the bundled corpus."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the control population and bootstrap.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Directory to write the artifact and card to; default: the model directory.")
+    ] = None,
+    activate: Annotated[bool, typer.Option("--activate", help="Make the new version the active model.")] = False,
+    base_rate: Annotated[float | None, typer.Option(help="Per-trip base rate τ for the prior correction.")] = None,
+    base_rate_source: Annotated[
+        str | None, typer.Option(help="Where the base rate comes from (shown on the model card).")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(min=10, help="Number of bootstrap refits.")] = 200,
+) -> None:
+    """Fit a model version; write its JSON artifact and model card (Markdown and JSON)."""
+    from models.artifact import model_dir
+    from models.training import DEFAULT_BASE_RATE, DEFAULT_BASE_RATE_PROVENANCE, train_model, write_model
+
+    if base_rate is not None and not base_rate_source:
+        typer.echo("error: --base-rate needs --base-rate-source saying where the figure comes from", err=True)
+        raise typer.Exit(2)
+    try:
+        document, _, _ = train_model(
+            incidents_path=incidents,
+            seed=seed,
+            base_rate=base_rate if base_rate is not None else DEFAULT_BASE_RATE,
+            base_rate_provenance=base_rate_source or DEFAULT_BASE_RATE_PROVENANCE,
+            bootstrap=bootstrap,
+        )
+    except (TravelriskError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    directory = out or model_dir()
+    path = write_model(document, directory, make_active=activate)
+    metrics = document["metrics"]
+    typer.echo(
+        f"model {document['version']}: {document['data']['incidents']} incidents, {document['data']['controls']}"
+        f" control trips, cross-validated ROC AUC {metrics['roc_auc']}; written to {path}"
+        + ("; active" if activate else "")
+    )
+
+
+@app.command("list")
+def list_models() -> None:
+    """List model versions, marking the active one."""
+    from models.artifact import active_version, list_versions
+
+    try:
+        active = active_version()
+    except TravelriskError:
+        active = None
+    for version in list_versions():
+        typer.echo(f"{'*' if version == active else ' '} {version}")
+
+
+@app.command("activate")
+def activate_model(version: str) -> None:
+    """Make an existing model version the active one."""
+    from models.artifact import activate, model_dir
+
+    try:
+        activate(version, model_dir())
+    except TravelriskError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"active model: {version}")

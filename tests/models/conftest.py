@@ -1,0 +1,9 @@
+import pytest
+
+from models.training import train_model
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    """A quickly trained model on the bundled corpus (fewer controls and bootstrap draws)."""
+    return train_model(controls=1500, bootstrap=20, seed=7)

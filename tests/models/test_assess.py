@@ -1,0 +1,170 @@
+"""Scoring with the bundled rules, reference data and active model."""
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from models.assess import Assessor
+from risk_rules.forms import AssessmentRequest
+from risk_rules.reference import load_bundled_reference
+
+ASSESSOR = Assessor.load()
+REFERENCE = load_bundled_reference()
+
+
+def request(traveler: dict[str, Any] | None = None, legs: list[dict[str, Any]] | None = None, **trip: Any):
+    return AssessmentRequest.model_validate(
+        {
+            "traveler": {"citizenships": ["GB"], **(traveler or {})},
+            "trip": {"legs": legs or [{"country": "CN", "arrive": "2024-03-01", "depart": "2024-03-10"}], **trip},
+        }
+    )
+
+
+def canadian_think_tank_trip(arrive: str, depart: str) -> AssessmentRequest:
+    return request(
+        {
+            "citizenships": ["CA"],
+            "occupation": "former_diplomat",
+            "employer": {"name": "International Crisis Group", "sector": "think_tank"},
+        },
+        [{"country": "CN", "region": "Beijing", "arrive": arrive, "depart": depart}],
+        purpose="research",
+    )
+
+
+def test_acceptance_canadian_former_diplomat_in_beijing() -> None:
+    during = ASSESSOR.assess(canadian_think_tank_trip("2018-12-05", "2018-12-19"), REFERENCE)
+    assert during.score.band in ("high", "severe")
+    top_three = [f.id for f in during.factors[:3]]
+    assert "home_country_extradition_case" in top_three
+    extradition = next(f for f in during.factors if f.id == "home_country_extradition_case")
+    assert "Meng Wanzhou" in extradition.reason
+    assert any(record.startswith("situation:") for record in extradition.derived_from)
+    assert during.review.required and during.review.state == "pending"
+    after = ASSESSOR.assess(canadian_think_tank_trip("2022-06-06", "2022-06-19"), REFERENCE)
+    assert during.score.probability >= 3 * after.score.probability
+    assert "home_country_extradition_case" not in {f.id for f in after.factors}
+
+
+def test_score_is_consistent() -> None:
+    result = ASSESSOR.assess(canadian_think_tank_trip("2018-12-05", "2018-12-19"), REFERENCE)
+    score = result.score
+    lo, hi = score.interval
+    assert 0 < lo <= score.probability <= hi < 1
+    assert score.log_odds == pytest.approx(math.log(score.probability / (1 - score.probability)), abs=1e-3)
+    assert result.baseline.probability < score.probability
+    contributions = [f.contribution for f in result.factors]
+    assert contributions == sorted(contributions, reverse=True)
+    for factor in result.factors:
+        assert factor.odds_multiplier == pytest.approx(math.exp(factor.contribution), rel=1e-5)
+        assert factor.contribution == pytest.approx(factor.coefficient * factor.value, abs=1e-5)
+        assert factor.evidence
+    assert result.versions.model == ASSESSOR.model.version
+    assert result.versions.rules == ASSESSOR.rules.version
+    assert result.versions.reference_data == REFERENCE.version
+    assert result.mitigations
+
+
+TOGGLES = [
+    {"public_profile": {"criticizes_destination_government": True}},
+    {"public_profile": {"activism": ["democracy"]}},
+    {"affiliations": ["falun_gong"]},
+    {"family_ties": [{"relation": "parent", "sought_by_destination_authorities": True}]},
+    {"relatives_in_destination": True},
+    {"legal_exposure": {"criminal_investigation": True}},
+    {"legal_exposure": {"tax_dispute": True}},
+    {"birth_country": "CN"},
+    {"occupation": "journalist"},
+]
+BASES = [
+    {"citizenships": ["GB"]},
+    {"citizenships": ["CA"], "occupation": "engineer"},
+    {"citizenships": ["US", "CN"], "relatives_in_destination": False},
+]
+LEGS = [
+    [{"country": "CN", "arrive": "2019-01-01", "depart": "2019-01-20"}],
+    [
+        {"country": "TH", "arrive": "2016-02-01", "depart": "2016-02-02", "transit": True},
+        {"country": "HK", "arrive": "2016-02-02", "depart": "2016-03-30"},
+    ],
+]
+
+
+@pytest.mark.parametrize("legs", LEGS)
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("toggle", TOGGLES)
+def test_adding_a_risk_factor_never_lowers_the_probability(base, toggle, legs) -> None:
+    before = ASSESSOR.assess(request(base, legs), REFERENCE)
+    after = ASSESSOR.assess(request({**base, **toggle}, legs), REFERENCE)
+    assert after.score.probability >= before.score.probability
+    assert {f.id for f in before.factors} <= {f.id for f in after.factors}
+
+
+def test_legs_combine_and_unprofiled_legs_are_not_assessed() -> None:
+    legs = [
+        {"country": "TH", "arrive": "2017-01-01", "depart": "2017-01-02", "transit": True},
+        {"country": "CN", "arrive": "2017-01-02", "depart": "2017-01-10"},
+        {"country": "NZ", "arrive": "2017-01-10", "depart": "2017-01-12"},
+    ]
+    result = ASSESSOR.assess(request({"citizenships": ["CN"]}, legs), REFERENCE)
+    by_country = {leg.country: leg for leg in result.legs}
+    assert by_country["NZ"].assessed is False and by_country["NZ"].probability is None
+    assert by_country["TH"].assessed and by_country["CN"].assessed
+    p = [by_country["TH"].probability, by_country["CN"].probability]
+    assert result.score.probability == pytest.approx(1 - (1 - p[0]) * (1 - p[1]), rel=1e-5)
+    assert "third_country_forced_returns" in {f.id for f in result.factors}
+
+
+def test_trip_without_a_covered_leg_is_out_of_scope() -> None:
+    result = ASSESSOR.assess(
+        request(legs=[{"country": "NZ", "arrive": "2024-01-01", "depart": "2024-01-05"}]), REFERENCE
+    )
+    assert result.status == "out_of_scope"
+    assert result.score is None and result.baseline is None and result.factors == []
+    assert {"CN", "HK", "MO"} <= set(result.covered_destinations)
+    assert result.review.required is False
+
+
+def test_low_risk_trip_needs_no_review() -> None:
+    result = ASSESSOR.assess(request(), REFERENCE)
+    assert result.status == "scored"
+    assert result.score.band in ("low", "elevated")
+    assert result.review.required is False
+
+
+def test_batch_matches_single_assessments() -> None:
+    roster = [
+        canadian_think_tank_trip("2018-12-05", "2018-12-19"),
+        request(legs=[{"country": "NZ", "arrive": "2024-01-01", "depart": "2024-01-05"}]),
+        request({"citizenships": ["CN"]}, LEGS[1]),
+        request(),
+    ]
+    batch = ASSESSOR.assess_many(roster, REFERENCE)
+    for i, item in enumerate(roster):
+        single = ASSESSOR.assess(item, REFERENCE)
+        if single.score is None:
+            assert np.isnan(batch.probability[i]) and batch.bands[i] is None
+            continue
+        assert batch.probability[i] == pytest.approx(single.score.probability, rel=1e-6, abs=1e-8)
+        assert batch.lower[i] == pytest.approx(single.score.interval[0], rel=1e-5, abs=1e-8)
+        assert batch.upper[i] == pytest.approx(single.score.interval[1], rel=1e-5, abs=1e-8)
+        assert batch.baseline[i] == pytest.approx(single.baseline.probability, rel=1e-5, abs=1e-8)
+        assert batch.bands[i] == single.score.band
+        expected_top = [f.id for f in single.factors if f.contribution > 0][:3]
+        assert batch.top_factors[i] == expected_top
+
+
+def test_model_card_and_factors() -> None:
+    card = ASSESSOR.model_card()
+    assert card["version"] == ASSESSOR.model.version
+    assert card["data"]["incidents"] > 10
+    assert card["base_rate"]["value"] > 0 and card["base_rate"]["provenance"]
+    factors = ASSESSOR.factors()
+    assert [f["id"] for f in factors] == ASSESSOR.rules.ids
+    for factor in factors:
+        lo, hi = factor["interval"]
+        assert 0 < lo <= hi
+        assert factor["odds_multiplier"] == pytest.approx(math.exp(factor["coefficient"]), rel=1e-5)

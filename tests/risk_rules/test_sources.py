@@ -1,0 +1,94 @@
+"""Every quote the service shows is verbatim (up to whitespace) in the reference source it names."""
+
+import filecmp
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from models.corpus import bundled_incidents_path, load_incidents
+from risk_rules.reference import bundled_reference_path
+from risk_rules.ruleset import bundled_rules
+from risk_rules.sources import bundled_sources_dir, quote_problem, source_texts
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("TRAVELRISK_SOURCES_DIR", REPO.parent / "shared" / "sources"))
+
+
+def _sources_dir() -> Path:
+    """The original sources when present beside the repository, else the bundled copy."""
+    return SHARED if SHARED.is_dir() else bundled_sources_dir()
+
+
+def _citations(node, where=""):
+    """Every {source, quote} pair anywhere in a YAML document, with where it sits."""
+    if isinstance(node, dict):
+        if "source" in node and "quote" in node and node.get("quote"):
+            yield where, node["source"], node["quote"]
+        for key, value in node.items():
+            yield from _citations(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _citations(value, f"{where}[{index}]")
+
+
+def test_bundled_copy_matches_the_originals() -> None:
+    if not SHARED.is_dir():
+        pytest.skip("the original reference sources are not beside the repository")
+    originals = sorted(p.name for p in SHARED.glob("*.txt"))
+    assert originals == sorted(p.name for p in bundled_sources_dir().glob("*.txt"))
+    _, mismatch, errors = filecmp.cmpfiles(SHARED, bundled_sources_dir(), originals, shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def test_five_sources_are_known() -> None:
+    assert len(source_texts(_sources_dir())) == 5
+
+
+def test_rule_evidence_is_verbatim() -> None:
+    problems = [
+        f"{rule.id}: {problem}"
+        for rule in bundled_rules().rules
+        for evidence in rule.evidence
+        if (problem := quote_problem(evidence.source, evidence.quote, _sources_dir()))
+    ]
+    assert problems == []
+
+
+def test_reference_data_quotes_are_verbatim() -> None:
+    document = yaml.safe_load(bundled_reference_path().read_text(encoding="utf-8"))
+    cited = list(_citations(document))
+    assert len(cited) > 20
+    problems = [f"{where}: {p}" for where, s, q in cited if (p := quote_problem(s, q, _sources_dir()))]
+    assert problems == []
+
+
+def test_every_reference_record_cites_a_source() -> None:
+    document = yaml.safe_load(bundled_reference_path().read_text(encoding="utf-8"))
+    for section in ("situations", "employer_disputes"):
+        for record in document[section]:
+            assert record["sources"], f"{section} {record['id']} cites nothing"
+    for country in document["third_countries"]:
+        for item in country.get("extradition_treaties", []) + country.get("forced_returns", []):
+            assert item["sources"], f"third country {country['code']} has an uncited record"
+
+
+def test_incident_quotes_are_verbatim() -> None:
+    incidents = load_incidents()
+    assert incidents
+    problems = [
+        f"{incident.id}: {problem}"
+        for incident in incidents
+        for citation in incident.sources
+        if (problem := quote_problem(citation.source, citation.quote, _sources_dir()))
+    ]
+    assert problems == []
+    assert bundled_incidents_path().is_file()
+
+
+def test_a_changed_quote_is_caught() -> None:
+    rule = bundled_rules().rules[0]
+    evidence = rule.evidence[0]
+    assert quote_problem(evidence.source, evidence.quote, _sources_dir()) is None
+    assert quote_problem(evidence.source, evidence.quote + " and more", _sources_dir()) is not None
