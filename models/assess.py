@@ -7,6 +7,7 @@ training, and score with numpy from the JSON artifact.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,14 +22,6 @@ from risk_rules.facts import THIRD_COUNTRY, UNASSESSED, LegFacts, leg_facts
 from risk_rules.forms import (
     AssessmentRequest,
     AssessmentResult,
-    Baseline,
-    Evidence,
-    FactorOut,
-    LegOut,
-    Review,
-    Score,
-    Status,
-    Versions,
 )
 from risk_rules.reference import ReferenceSnapshot
 from risk_rules.ruleset import Rule, RuleSet, bundled_rules
@@ -56,9 +49,50 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _sorted_quantile(ordered: np.ndarray, percent: float) -> float:
+    """Linear-interpolated percentile of an already sorted array (numpy's default method)."""
+    position = (len(ordered) - 1) * percent / 100.0
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+def _column_quantile(ordered: np.ndarray, position: float) -> np.ndarray:
+    """Row-wise linear-interpolated quantile at `position` of an array sorted along axis 1."""
+    low = int(position)
+    high = min(low + 1, ordered.shape[1] - 1)
+    return ordered[:, low] + (ordered[:, high] - ordered[:, low]) * (position - low)
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-15), 1 - 1e-15)
     return math.log(p / (1 - p))
+
+
+def _leg_body(facts: LegFacts, probability: float | None) -> dict[str, Any]:
+    leg = facts.leg
+    return {
+        "country": leg.country,
+        "arrive": leg.arrive.isoformat(),
+        "depart": leg.depart.isoformat(),
+        "assessed": probability is not None,
+        "probability": None if probability is None else round(probability, 8),
+    }
+
+
+def _factor_body(row: FactorRow, legs: Sequence[LegFacts]) -> dict[str, Any]:
+    return {
+        "id": row.rule.id,
+        "title": row.rule.title,
+        "value": round(row.value, 6),
+        "coefficient": round(row.coefficient, 6),
+        "contribution": round(row.contribution, 6),
+        "odds_multiplier": round(math.exp(row.contribution), 6),
+        "leg": legs[row.leg_index].leg.country,
+        "reason": row.reason,
+        "evidence": [{"source": e.source, "quote": e.quote} for e in row.rule.evidence],
+        "derived_from": row.derived_from,
+    }
 
 
 @dataclass(frozen=True)
@@ -102,6 +136,7 @@ class Assessor:
         self._boot_coef_t = np.ascontiguousarray(model.bootstrap_coefficients.T)  # (F, B)
         self._boot_int = model.bootstrap_intercepts
         self._tc = model.third_country_index
+        self._coef_list = [float(c) for c in model.coefficients]
 
     @classmethod
     def load(cls, version: str | None = None, model_directory: Path | None = None) -> Assessor:
@@ -112,26 +147,30 @@ class Assessor:
 
     # ------------------------------------------------------------------ one trip
 
-    def versions(self, reference: ReferenceSnapshot) -> Versions:
-        return Versions(model=self.model.version, rules=self.rules.version, reference_data=reference.version)
+    def factor_table(self, legs: Sequence[LegFacts], values: Sequence[Sequence[float]]) -> list[FactorRow]:
+        """Every fired factor with its contribution on the leg where it contributes most, largest first.
 
-    def factor_table(self, legs: Sequence[LegFacts], x: np.ndarray, assessed: Sequence[int]) -> list[FactorRow]:
-        """Every fired factor with its contribution on the leg where it contributes most, largest first."""
+        `legs` are the assessed legs and `values` their rule values (rule order), one row per leg.
+        """
+        coef = self._coef_list
+        best: dict[int, tuple[float, int]] = {}  # rule index -> (contribution, leg index)
+        for index, row in enumerate(values):
+            for j, value in enumerate(row):
+                if value > 0:
+                    contribution = value * coef[j]
+                    if j not in best or contribution > best[j][0]:
+                        best[j] = (contribution, index)
+        rules = self.rules.rules
         rows: list[FactorRow] = []
-        contributions = x * self._coef  # (L, F)
-        for j, rule in enumerate(self.rules.rules):
-            column = x[:, j]
-            if not column.any():
-                continue
-            best = int(np.argmax(np.where(column > 0, contributions[:, j], -np.inf)))
-            facts = legs[assessed[best]]
+        for j, (contribution, index) in best.items():
+            rule, facts = rules[j], legs[index]
             rows.append(
                 FactorRow(
                     rule=rule,
-                    value=float(column[best]),
-                    coefficient=float(self._coef[j]),
-                    contribution=float(contributions[best, j]),
-                    leg_index=assessed[best],
+                    value=values[index][j],
+                    coefficient=coef[j],
+                    contribution=contribution,
+                    leg_index=index,
                     reason=rule.reason(facts),
                     derived_from=rule.derived_from(facts),
                 )
@@ -139,99 +178,116 @@ class Assessor:
         rows.sort(key=lambda r: (-r.contribution, r.rule.id))
         return rows
 
-    def assess(self, request: AssessmentRequest, reference: ReferenceSnapshot) -> AssessmentResult:
-        """Score one validated request against a reference-data snapshot."""
-        legs = leg_facts(request, reference)
-        assessed = [i for i, f in enumerate(legs) if f.kind != UNASSESSED]
-        versions = self.versions(reference)
-        if not assessed:
-            return AssessmentResult(
-                status=Status.out_of_scope,
-                score=None,
-                baseline=None,
-                factors=[],
-                legs=[
-                    LegOut(country=f.leg.country, arrive=f.leg.arrive, depart=f.leg.depart, assessed=False)
-                    for f in legs
-                ],
-                mitigations=[],
-                review=Review(required=False, state="not_required"),
-                versions=versions,
-                covered_destinations=reference.covered_destinations(),
-            )
-        x = feature_matrix(self.rules, [legs[i] for i in assessed])
-        eta = self.model.intercept + x @ self._coef
-        p_legs = _sigmoid(eta)
-        probability = float(_combine(p_legs))
-        boot = _combine(_sigmoid(self._boot_int[:, None] + (x @ self._boot_coef_t).T), axis=1)
-        lower, upper = np.percentile(boot, INTERVAL)
+    def _interval(self, x: np.ndarray, probability: float) -> tuple[float, float]:
+        """The 95% bootstrap interval of the trip probability for feature rows `x`."""
+        eta = x @ self._boot_coef_t  # (L, B)
+        eta += self._boot_int
+        survival = 1.0 / (1.0 + np.exp(eta))  # 1 − sigmoid(eta)
+        boot = 1.0 - (survival[0] if len(survival) == 1 else survival.prod(axis=0))
+        boot.sort()
+        lower, upper = _sorted_quantile(boot, INTERVAL[0]), _sorted_quantile(boot, INTERVAL[1])
         # The percentile interval is reported around the point estimate; when bootstrap skew puts the
         # estimate outside it, the interval is widened to include it rather than contradict the score.
-        lower, upper = min(float(lower), probability), max(float(upper), probability)
-        baseline_eta = self.model.intercept + x[:, self._tc] * self._coef[self._tc]
-        baseline = float(_combine(_sigmoid(baseline_eta)))
+        return min(lower, probability), max(upper, probability)
+
+    def assess(self, request: AssessmentRequest, reference: ReferenceSnapshot) -> AssessmentResult:
+        """Score one validated request; the response body as a validated model."""
+        return AssessmentResult.model_validate(self.assess_body(request, reference))
+
+    def assess_body(self, request: AssessmentRequest, reference: ReferenceSnapshot) -> dict[str, Any]:
+        """Score one validated request; the contract's response body (without id) as JSON-ready data.
+
+        This is the request path: plain dicts, no re-validation of values computed here. `assess`
+        validates the same body against `AssessmentResult`, and the tests hold the two equal.
+        """
+        legs = leg_facts(request, reference)
+        assessed = [f for f in legs if f.kind != UNASSESSED]
+        versions = {"model": self.model.version, "rules": self.rules.version, "reference_data": reference.version}
+        covered = reference.covered_destinations()
+        if not assessed:
+            return {
+                "status": "out_of_scope",
+                "score": None,
+                "baseline": None,
+                "factors": [],
+                "legs": [_leg_body(f, None) for f in legs],
+                "mitigations": [],
+                "review": {"required": False, "state": "not_required"},
+                "versions": versions,
+                "covered_destinations": covered,
+                "possible_employer_matches": [],
+            }
+        # Per-leg arithmetic in plain Python: with one or two legs it beats numpy's call overhead.
+        values = [self.rules.values(f) for f in assessed]
+        coef = self._coef_list
+        intercept = self.model.intercept
+        tc_coef = coef[self._tc]
+        leg_probability: dict[int, float] = {}
+        survival = 1.0
+        baseline_survival = 1.0
+        for f, row in zip(assessed, values, strict=True):
+            third = tc_coef if f.kind == THIRD_COUNTRY else 0.0
+            eta = intercept + third + sum(v * c for v, c in zip(row, coef, strict=False) if v)
+            p = 1.0 / (1.0 + math.exp(-eta))
+            leg_probability[id(f)] = p
+            survival *= 1.0 - p
+            baseline_survival *= 1.0 - 1.0 / (1.0 + math.exp(-(intercept + third)))
+        probability = 1.0 - survival
+        x = np.array([row + [1.0 if f.kind == THIRD_COUNTRY else 0.0] for f, row in zip(assessed, values, strict=True)])
+        lower, upper = self._interval(x, probability)
         band = self.model.bands.band(probability)
-        table = self.factor_table(legs, x, assessed)
-        leg_probability = dict(zip(assessed, p_legs.tolist(), strict=True))
+        review = band in REVIEW_BANDS
+        table = self.factor_table(assessed, values)
         mitigations: dict[str, None] = {}
         for row in table:
             if row.contribution > 0:
                 for text in row.rule.mitigations:
                     mitigations.setdefault(text, None)
-        return AssessmentResult(
-            status=Status.scored,
-            score=Score(
-                probability=round(probability, 8),
-                interval=(round(lower, 8), round(upper, 8)),
-                band=band,
-                log_odds=round(_logit(probability), 4),
-            ),
-            baseline=Baseline(probability=round(baseline, 8)),
-            factors=[self._factor_out(row, legs) for row in table],
-            legs=[
-                LegOut(
-                    country=f.leg.country,
-                    arrive=f.leg.arrive,
-                    depart=f.leg.depart,
-                    assessed=i in leg_probability,
-                    probability=round(leg_probability[i], 8) if i in leg_probability else None,
-                )
-                for i, f in enumerate(legs)
-            ],
-            mitigations=list(mitigations),
-            review=Review(required=band in REVIEW_BANDS, state="pending" if band in REVIEW_BANDS else "not_required"),
-            versions=versions,
-            covered_destinations=reference.covered_destinations(),
-        )
-
-    @staticmethod
-    def _factor_out(row: FactorRow, legs: Sequence[LegFacts]) -> FactorOut:
-        return FactorOut(
-            id=row.rule.id,
-            title=row.rule.title,
-            value=round(row.value, 6),
-            coefficient=round(row.coefficient, 6),
-            contribution=round(row.contribution, 6),
-            odds_multiplier=round(math.exp(row.contribution), 6),
-            leg=legs[row.leg_index].leg.country,
-            reason=row.reason,
-            evidence=[Evidence(source=e.source, quote=e.quote) for e in row.rule.evidence],
-            derived_from=row.derived_from,
-        )
+        return {
+            "status": "scored",
+            "score": {
+                "probability": round(probability, 8),
+                "interval": [round(lower, 8), round(upper, 8)],
+                "band": band,
+                "log_odds": round(_logit(probability), 4),
+            },
+            "baseline": {"probability": round(1.0 - baseline_survival, 8)},
+            "factors": [_factor_body(row, assessed) for row in table],
+            "legs": [_leg_body(f, leg_probability.get(id(f))) for f in legs],
+            "mitigations": list(mitigations),
+            "review": {"required": review, "state": "pending" if review else "not_required"},
+            "versions": versions,
+            "covered_destinations": covered,
+            "possible_employer_matches": [],
+        }
 
     # ------------------------------------------------------------------ a roster
 
     def assess_many(
         self, requests: Sequence[AssessmentRequest], reference: ReferenceSnapshot, top: int = 3
     ) -> BatchResult:
-        """Score a roster in one vectorised pass: probabilities, intervals, bands and top factors."""
-        rows: list[np.ndarray] = []
-        owner: list[int] = []
-        for t, request in enumerate(requests):
-            legs = [f for f in leg_facts(request, reference) if f.kind != UNASSESSED]
-            if legs:
-                rows.append(feature_matrix(self.rules, legs))
-                owner.extend([t] * len(legs))
+        """Score a roster in one vectorised pass: probabilities, intervals, bands and top factors.
+
+        Facts and rules run per trip (as in `assess`); the model, the bootstrap interval, the bands and
+        the ranking of factors run once over the whole roster's leg matrix.
+        """
+        rows: list[list[float]] = []
+        starts: list[int] = []
+        scored_trips: list[int] = []
+        # The loop allocates many short-lived, acyclic dicts; pausing the cycle collector for it
+        # avoids repeated full scans of a growing heap (it is re-enabled even on error).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for t, request in enumerate(requests):
+                legs = [f for f in leg_facts(request, reference) if f.kind != UNASSESSED]
+                if legs:
+                    starts.append(len(rows))
+                    scored_trips.append(t)
+                    rows.extend(self.rules.values(f) + [1.0 if f.kind == THIRD_COUNTRY else 0.0] for f in legs)
+        finally:
+            if collecting:
+                gc.enable()
         n = len(requests)
         probability = np.full(n, np.nan)
         lower = np.full(n, np.nan)
@@ -241,36 +297,38 @@ class Assessor:
         top_factors: list[list[str]] = [[] for _ in range(n)]
         if not rows:
             return BatchResult(probability, lower, upper, baseline, bands, top_factors)
-        x = np.vstack(rows)
-        index = np.asarray(owner)
-        log_survival = np.log1p(-_sigmoid(self.model.intercept + x @ self._coef))
-        probability_in = -np.expm1(np.bincount(index, weights=log_survival, minlength=n))
+        x = np.asarray(rows)
+        idx = np.asarray(starts)
+        trips = np.asarray(scored_trips)
+        # Legs combine as 1 − Π(1 − p): sums of log-survival over each trip's contiguous rows.
+        log_survival = -np.logaddexp(0.0, self.model.intercept + x @ self._coef)  # log(1 − sigmoid)
+        p = -np.expm1(np.add.reduceat(log_survival, idx))
         base_eta = self.model.intercept + x[:, self._tc] * self._coef[self._tc]
-        baseline_in = -np.expm1(np.bincount(index, weights=np.log1p(-_sigmoid(base_eta)), minlength=n))
-        boot_eta = self._boot_int[None, :] + x @ self._boot_coef_t  # (rows, B)
-        boot_log_survival = np.log1p(-_sigmoid(boot_eta))
-        per_trip = np.zeros((n, boot_log_survival.shape[1]))
-        np.add.at(per_trip, index, boot_log_survival)
-        boot_p = -np.expm1(per_trip)
-        lo, hi = np.percentile(boot_p, INTERVAL, axis=1)
-        scored = np.zeros(n, dtype=bool)
-        scored[index] = True
-        probability[scored] = probability_in[scored]
-        baseline[scored] = baseline_in[scored]
-        lower[scored] = np.minimum(lo[scored], probability_in[scored])
-        upper[scored] = np.maximum(hi[scored], probability_in[scored])
+        base = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, base_eta), idx))
+        boot_eta = x @ self._boot_coef_t
+        boot_eta += self._boot_int
+        boot_p = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, boot_eta), idx, axis=0))
+        b = boot_p.shape[1]
+        lo_pos, hi_pos = ((b - 1) * q / 100.0 for q in INTERVAL)
+        # Only the four order statistics around the two quantiles are needed: partition, not sort.
+        kth = sorted({int(lo_pos), min(int(lo_pos) + 1, b - 1), int(hi_pos), min(int(hi_pos) + 1, b - 1)})
+        boot_p.partition(kth, axis=1)
+        lo = _column_quantile(boot_p, lo_pos)
+        hi = _column_quantile(boot_p, hi_pos)
+        probability[trips] = p
+        baseline[trips] = base
+        lower[trips] = np.minimum(lo, p)
+        upper[trips] = np.maximum(hi, p)
         thresholds = self.model.bands
         cut = np.array([thresholds.elevated, thresholds.high, thresholds.severe])
-        band_names = np.array(["low", "elevated", "high", "severe"])
-        band_index = np.searchsorted(cut, probability_in, side="right")
-        contributions = x[:, :-1] * self._coef[:-1]
-        per_trip_contrib = np.zeros((n, contributions.shape[1]))
-        np.maximum.at(per_trip_contrib, index, contributions)
-        order = np.argsort(-per_trip_contrib, axis=1, kind="stable")[:, :top]
-        ids = np.asarray(self.rules.ids)
-        for t in np.flatnonzero(scored):
-            bands[t] = str(band_names[band_index[t]])
-            top_factors[t] = [str(ids[j]) for j in order[t] if per_trip_contrib[t, j] > 0]
+        band_names = ("low", "elevated", "high", "severe")
+        band_index = np.searchsorted(cut, p, side="right")
+        contributions = np.maximum.reduceat(x[:, :-1] * self._coef[:-1], idx, axis=0)
+        order = np.argsort(-contributions, axis=1, kind="stable")[:, :top]
+        ids = self.rules.ids
+        for k, t in enumerate(scored_trips):
+            bands[t] = band_names[band_index[k]]
+            top_factors[t] = [ids[j] for j in order[k] if contributions[k, j] > 0]
         return BatchResult(probability, lower, upper, baseline, bands, top_factors)
 
     # ------------------------------------------------------------------ what the model is

@@ -28,6 +28,9 @@ Facts = Mapping[str, Any]
 Compiled = Callable[[Facts], Any]
 
 
+EMPTY: Facts = {}  # constants evaluate without facts
+
+
 class ExpressionError(ValueError):
     """An expression is malformed, names an unknown fact, or mixes types."""
 
@@ -77,7 +80,7 @@ def _compile(node: ast.AST, types: Mapping[str, FactType], names: set[str]) -> t
             if name not in types:
                 raise ExpressionError(f"unknown fact '{name}'")
             names.add(name)
-            return (lambda f: f[name]), types[name]
+            return operator.itemgetter(name), types[name]
         case ast.Constant(value=value):
             if isinstance(value, bool):
                 return (lambda _f: value), "bool"
@@ -97,9 +100,7 @@ def _compile(node: ast.AST, types: Mapping[str, FactType], names: set[str]) -> t
             return (lambda _f: frozen), "set"
         case ast.BoolOp(op=op, values=values):
             parts = [_expect(v, "bool", types, names, "and/or operand") for v in values]
-            if isinstance(op, ast.And):
-                return (lambda f: all(p(f) for p in parts)), "bool"
-            return (lambda f: any(p(f) for p in parts)), "bool"
+            return _chain(parts, isinstance(op, ast.And)), "bool"
         case ast.UnaryOp(op=ast.Not(), operand=operand):
             inner = _expect(operand, "bool", types, names, "'not' operand")
             return (lambda f: not inner(f)), "bool"
@@ -125,6 +126,22 @@ def _compile(node: ast.AST, types: Mapping[str, FactType], names: set[str]) -> t
     raise ExpressionError(f"unsupported syntax: {ast.unparse(node)!r}")
 
 
+def _chain(parts: list[Compiled], conjunction: bool) -> Compiled:
+    """Fold and/or operands into nested two-operand closures (short-circuiting, no generator)."""
+    fn = parts[-1]
+    for part in reversed(parts[:-1]):
+        fn = _and(part, fn) if conjunction else _or(part, fn)
+    return fn
+
+
+def _and(a: Compiled, b: Compiled) -> Compiled:
+    return lambda f: bool(a(f)) and bool(b(f))
+
+
+def _or(a: Compiled, b: Compiled) -> Compiled:
+    return lambda f: bool(a(f)) or bool(b(f))
+
+
 def _expect(node: ast.AST, kind: FactType, types: Mapping[str, FactType], names: set[str], what: str) -> Compiled:
     fn, actual = _compile(node, types, names)
     if actual != kind:
@@ -146,19 +163,36 @@ def _compile_compare(
                     f" '{ast.unparse(right)}' is {rtype}"
                 )
             negate = isinstance(op, ast.NotIn)
-            checks.append(_membership(lhs, rhs, negate))
+            if isinstance(right, ast.Set | ast.List | ast.Tuple):
+                checks.append(_membership_constant(lhs, rhs(EMPTY), negate))
+            else:
+                checks.append(_membership(lhs, rhs, negate))
         elif type(op) in _COMPARE:
             if ltype != rtype:
                 raise ExpressionError(f"cannot compare {ltype} with {rtype} in '{ast.unparse(right)}'")
             if isinstance(op, _ORDERING) and ltype != "number":
                 raise ExpressionError(f"ordering comparisons need numbers, got {ltype}")
-            checks.append(_binary(lhs, rhs, _COMPARE[type(op)]))
+            if isinstance(op, ast.Eq) and isinstance(right, ast.Constant):
+                # `fact == 'x'`, the commonest comparison, without a second closure call
+                checks.append(_equals_constant(lhs, rhs(EMPTY)))
+            else:
+                checks.append(_binary(lhs, rhs, _COMPARE[type(op)]))
         else:
             raise ExpressionError(f"unsupported comparison {type(op).__name__}")
         lhs, ltype = rhs, rtype
     if len(checks) == 1:
         return checks[0]
     return lambda f: all(c(f) for c in checks)
+
+
+def _equals_constant(lhs: Compiled, constant: Any) -> Compiled:
+    return lambda f: lhs(f) == constant
+
+
+def _membership_constant(lhs: Compiled, constant: frozenset[str], negate: bool) -> Compiled:
+    if negate:
+        return lambda f: lhs(f) not in constant
+    return lambda f: lhs(f) in constant
 
 
 def _membership(lhs: Compiled, rhs: Compiled, negate: bool) -> Compiled:

@@ -8,17 +8,19 @@ rule loader rejects a rule that reads anything else.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from risk_rules.expr import FactType
-from risk_rules.forms import DESTINATION_TRAVEL_PERMIT, AssessmentRequest, Leg
+from risk_rules.forms import DESTINATION_TRAVEL_PERMIT, AssessmentRequest, Leg, Traveler
 from risk_rules.reference import (
     DestinationProfile,
+    EmployerDispute,
+    ForcedReturn,
     ReferenceSnapshot,
     Situation,
     ThirdCountryProfile,
+    TreatyRecord,
 )
 
 # Leg kinds: a covered destination, a third country with a transit/return record, or neither.
@@ -99,6 +101,13 @@ FACTS: dict[str, tuple[FactType, str]] = {
 FACT_TYPES: dict[str, FactType] = {name: kind for name, (kind, _) in FACTS.items()}
 
 
+# Every fact's value when nothing sets it: false, zero, empty.
+_NEUTRAL: dict[str, Any] = {
+    name: {"bool": False, "number": 0.0, "text": "", "set": frozenset()}[kind] for name, (kind, _) in FACTS.items()
+}
+_NEUTRAL["destination_recognises_dual_nationality"] = True
+
+
 @dataclass(slots=True)
 class LegFacts:
     """The facts for one leg, with the record ids each fact rests on."""
@@ -117,15 +126,26 @@ def _joined(items: list[str]) -> str:
     return "; ".join(items)
 
 
+_SITUATION_KEYS = {
+    prefix: (f"{prefix}_active", f"{prefix}_severity", f"{prefix}_text")
+    for prefix in ("extradition_case", "bilateral_dispute", "compatriot_detentions")
+}
+
+
 def _situation_facts(
-    prefix: str, situations: list[Situation], arrive: dt.date, values: dict[str, Any], records: dict[str, tuple]
+    prefix: str, situations: list[Situation], values: dict[str, Any], records: dict[str, tuple]
 ) -> None:
+    active, severity, text = _SITUATION_KEYS[prefix]
+    if not situations:  # the common case: skip building texts and record ids
+        values[active] = False
+        values[severity] = 0.0
+        values[text] = ""
+        return
     ids = tuple(f"situation:{s.id}" for s in situations)
-    values[f"{prefix}_active"] = bool(situations)
-    values[f"{prefix}_severity"] = max((s.severity_weight for s in situations), default=0.0)
-    values[f"{prefix}_text"] = _joined([s.describe() for s in situations])
-    for suffix in ("_active", "_severity", "_text"):
-        records[prefix + suffix] = ids
+    values[active] = True
+    values[severity] = max(s.severity_weight for s in situations)
+    values[text] = _joined([s.describe() for s in situations])
+    records[active] = records[severity] = records[text] = ids
 
 
 def _pick_profile(
@@ -185,9 +205,12 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
     claimed_or_sought = bool(claiming) or legal.sought_by_destination_authorities or legal.criminal_investigation
 
     out: list[LegFacts] = []
+    entry = trip.entry_document
     for leg in trip.legs:
         kind, dest, third = _pick_profile(leg, reference, claimed_or_sought)
-        values: dict[str, Any] = dict(common)
+        # Neutral values first: a leg sets only what applies to it (and an unassessed leg, which no
+        # rule reads, stops there).
+        values: dict[str, Any] = {**_NEUTRAL, **common}
         records: dict[str, tuple[str, ...]] = {}
         values["leg_kind"] = kind
         values["destination"] = leg.country
@@ -195,90 +218,113 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
         values["stay_days"] = float(_days(leg))
         values["region"] = leg.region or ""
         values["claimed_or_sought"] = claimed_or_sought
-        group = dest.nationality_group if dest else frozenset()
-        claimed = [c for c in citizenships if c in group]
         values["destination_name"] = dest.name if dest else (third.name if third else leg.country)
-        values["claims_as_national"] = bool(claimed)
-        values["dual_national"] = bool(claimed) and len(claimed) < len(citizenships)
-        values["destination_recognises_dual_nationality"] = dest.recognises_dual_nationality if dest else True
-        values["born_in_destination"] = traveler.birth_country in group if dest else False
-        values["former_national"] = bool(former & group)
-        entry = trip.entry_document
-        values["entry_on_destination_document"] = bool(dest) and (
-            entry == DESTINATION_TRAVEL_PERMIT or (entry is not None and entry in group)
-        )
-        values["nationality_text"] = (
-            f"{', '.join(claimed)} citizenship counted as {dest.name} nationality" if dest and claimed else ""
-        )
-        region = dest.region_named(leg.region) if dest else None
-        values["region_flagged"] = region is not None
-        values["region_note"] = region.note if region else ""
-
-        # Employer disputes and situations are looked up against the destination and the
-        # jurisdictions whose disputes reach it (Beijing is the party to disputes over HK and MO).
-        disputes = []
-        situations: list[Situation] = []
         if dest is not None:
-            for code in dest.situations_from:
-                if employer_name:
-                    disputes.extend(reference.employer_disputes_active(employer_name, code, leg.arrive, leg.depart))
-                for home in citizenships:
-                    if home in group:
-                        continue
-                    situations.extend(reference.situations_active(home, code, leg.arrive, leg.depart))
+            _destination_facts(traveler, leg, entry, dest, reference, employer_name, values, records)
+        elif kind == THIRD_COUNTRY and third is not None:
+            _third_country_facts(leg, third, covered, values, records)
+        out.append(LegFacts(leg=leg, kind=kind, values=values, records=records))
+    return out
+
+
+def _destination_facts(
+    traveler: Traveler,
+    leg: Leg,
+    entry: str | None,
+    dest: DestinationProfile,
+    reference: ReferenceSnapshot,
+    employer_name: str,
+    values: dict[str, Any],
+    records: dict[str, tuple[str, ...]],
+) -> None:
+    citizenships = traveler.citizenships
+    group = dest.nationality_group
+    claimed = [c for c in citizenships if c in group]
+    values["claims_as_national"] = bool(claimed)
+    values["dual_national"] = bool(claimed) and len(claimed) < len(citizenships)
+    values["destination_recognises_dual_nationality"] = dest.recognises_dual_nationality
+    values["born_in_destination"] = traveler.birth_country in group
+    values["former_national"] = not group.isdisjoint(traveler.former_citizenships)
+    values["entry_on_destination_document"] = entry == DESTINATION_TRAVEL_PERMIT or (
+        entry is not None and entry in group
+    )
+    if claimed:
+        values["nationality_text"] = f"{', '.join(claimed)} citizenship counted as {dest.name} nationality"
+    if leg.region and dest.regions:
+        region = dest.region_named(leg.region)
+        if region is not None:
+            values["region_flagged"] = True
+            values["region_note"] = region.note
+
+    # Employer disputes and situations are looked up against the destination and the
+    # jurisdictions whose disputes reach it (Beijing is the party to disputes over HK and MO).
+    disputes: list[EmployerDispute] = []
+    situations: list[Situation] = []
+    for code in dest.situations_from:
+        if employer_name:
+            disputes.extend(reference.employer_disputes_active(employer_name, code, leg.arrive, leg.depart))
+        for home in citizenships:
+            if home not in group:
+                situations.extend(reference.situations_active(home, code, leg.arrive, leg.depart))
+    if disputes:
         dispute_ids = tuple(f"employer_dispute:{d.id}" for d in disputes)
-        values["employer_dispute_active"] = bool(disputes)
+        values["employer_dispute_active"] = True
         values["employer_dispute_kinds"] = frozenset(d.kind for d in disputes)
         values["employer_dispute_text"] = _joined([d.describe() for d in disputes])
         for name in ("employer_dispute_active", "employer_dispute_kinds", "employer_dispute_text"):
             records[name] = dispute_ids
-
+    if situations:
         extradition = [s for s in situations if s.kind == "extradition_case"]
         bilateral = [s for s in situations if s.kind in BILATERAL_KINDS]
         detentions = [s for s in situations if s.kind == "detention_of_nationals"]
-        _situation_facts("extradition_case", extradition, leg.arrive, values, records)
-        _situation_facts("bilateral_dispute", bilateral, leg.arrive, values, records)
-        _situation_facts("compatriot_detentions", detentions, leg.arrive, values, records)
-        values["extradition_case_days"] = float(
-            max(0, max(((leg.arrive - s.started_on).days for s in extradition), default=0))
-        )
-        records["extradition_case_days"] = records["extradition_case_active"]
-        values["bilateral_dispute_kinds"] = frozenset(s.kind for s in bilateral)
-        records["bilateral_dispute_kinds"] = records["bilateral_dispute_active"]
+        _situation_facts("extradition_case", extradition, values, records)
+        _situation_facts("bilateral_dispute", bilateral, values, records)
+        _situation_facts("compatriot_detentions", detentions, values, records)
+        if extradition:
+            values["extradition_case_days"] = float(max(0, max((leg.arrive - s.started_on).days for s in extradition)))
+            records["extradition_case_days"] = records["extradition_case_active"]
+        if bilateral:
+            values["bilateral_dispute_kinds"] = frozenset(s.kind for s in bilateral)
+            records["bilateral_dispute_kinds"] = records["bilateral_dispute_active"]
 
-        laws = [
-            law
-            for law in (dest.laws if dest else ())
-            if law.reaches_conduct_abroad and (law.effective_on is None or law.effective_on <= leg.depart)
-        ]
-        values["extraterritorial_law_in_force"] = bool(laws)
+    laws = [
+        law
+        for law in dest.laws
+        if law.reaches_conduct_abroad and (law.effective_on is None or law.effective_on <= leg.depart)
+    ]
+    if laws:
+        values["extraterritorial_law_in_force"] = True
         values["extraterritorial_law_text"] = _joined([law.name for law in laws])
         records["extraterritorial_law_in_force"] = tuple(f"law:{law.id}" for law in laws)
 
-        returns = []
-        treaties = []
-        if third is not None:
-            for p in covered:
-                if p is None:
-                    continue
-                returns.extend(third.forced_returns_to(p.code, leg.arrive))
-                treaty = third.treaty_with(p.code, leg.arrive)
-                if treaty is not None and treaty not in treaties:
-                    treaties.append(treaty)
-        values["third_country_forced_returns"] = bool(returns)
-        values["third_country_forced_returns_text"] = _joined(
-            [f"{r.description} ({r.occurred_on.isoformat()})" for r in returns[:3]]
-        )
-        values["third_country_extradition_treaty"] = bool(treaties)
-        values["third_country_extradition_treaty_text"] = _joined(
-            [
-                f"{third.name if third else leg.country}–{t.destination} extradition treaty"
-                + (f" in force since {t.in_force_on.isoformat()}" if t.in_force_on else "")
-                for t in treaties
-            ]
-        )
-        if third is not None:
-            records["third_country_forced_returns"] = (f"third_country:{third.code}",)
-            records["third_country_extradition_treaty"] = (f"third_country:{third.code}",)
-        out.append(LegFacts(leg=leg, kind=kind, values=values, records=records))
-    return out
+
+def _third_country_facts(
+    leg: Leg,
+    third: ThirdCountryProfile,
+    covered: list[DestinationProfile | None],
+    values: dict[str, Any],
+    records: dict[str, tuple[str, ...]],
+) -> None:
+    returns: list[ForcedReturn] = []
+    treaties: list[TreatyRecord] = []
+    for p in covered:
+        if p is None:
+            continue
+        returns.extend(third.forced_returns_to(p.code, leg.arrive))
+        treaty = third.treaty_with(p.code, leg.arrive)
+        if treaty is not None and treaty not in treaties:
+            treaties.append(treaty)
+    values["third_country_forced_returns"] = bool(returns)
+    values["third_country_forced_returns_text"] = _joined(
+        [f"{r.description} ({r.occurred_on.isoformat()})" for r in returns[:3]]
+    )
+    values["third_country_extradition_treaty"] = bool(treaties)
+    values["third_country_extradition_treaty_text"] = _joined(
+        [
+            f"{third.name}–{t.destination} extradition treaty"
+            + (f" in force since {t.in_force_on.isoformat()}" if t.in_force_on else "")
+            for t in treaties
+        ]
+    )
+    records["third_country_forced_returns"] = (f"third_country:{third.code}",)
+    records["third_country_extradition_treaty"] = (f"third_country:{third.code}",)

@@ -15,7 +15,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -242,6 +242,7 @@ def normalise_text(value: str) -> str:
     return _SPACE.sub(" ", _NON_WORD.sub(" ", stripped.casefold())).strip()
 
 
+@lru_cache(maxsize=4096)
 def normalise_organisation(name: str) -> str:
     """Organisation name with legal-form suffixes removed, for equality matching."""
     words = normalise_text(name).split()
@@ -467,7 +468,8 @@ def third_country_record(t: ThirdCountryIn) -> ThirdCountryProfile:
             TreatyRecord(x.destination, x.in_force_on, _cites(x.sources)) for x in t.extradition_treaties
         ),
         forced_returns=tuple(
-            ForcedReturn(x.destination, x.occurred_on, x.description, x.kind, _cites(x.sources)) for x in t.forced_returns
+            ForcedReturn(x.destination, x.occurred_on, x.description, x.kind, _cites(x.sources))
+            for x in t.forced_returns
         ),
     )
 

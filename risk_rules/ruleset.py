@@ -108,13 +108,21 @@ class Rule:
     mitigations: tuple[str, ...]
     examples: tuple[Example, ...]
     file: str
+    _constant: float | None = None
 
     def evaluate(self, facts: LegFacts) -> float:
         """The factor's value on this leg: 0 when the rule does not fire, else in (0, 1]."""
         if facts.kind not in self.applies_to or not self.when.evaluate(facts.values):
             return 0.0
+        if self.constant_value is not None:
+            return self.constant_value
         value = float(self.value.evaluate(facts.values))
         return min(1.0, max(0.0, value))
+
+    @property
+    def constant_value(self) -> float | None:
+        """The value when it names no fact (most rules give 1), so scoring skips evaluating it."""
+        return self._constant
 
     def reason(self, facts: LegFacts) -> str:
         rendered = {name: _render(facts.values[name]) for name in self.reads}
@@ -220,6 +228,7 @@ def _compile(rule: RuleIn, file: str) -> Rule:
         mitigations=tuple(rule.mitigations),
         examples=tuple(examples),
         file=file,
+        _constant=None if value.names else min(1.0, max(0.0, float(value.evaluate({})))),
     )
 
 
