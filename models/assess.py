@@ -18,7 +18,7 @@ import numpy as np
 
 from models.artifact import THIRD_COUNTRY_FEATURE, ModelArtifact, active_version, load_artifact
 from risk_rules.errors import ModelArtifactError
-from risk_rules.facts import THIRD_COUNTRY, UNASSESSED, LegFacts, leg_facts
+from risk_rules.facts import THIRD_COUNTRY, UNASSESSED, LegFacts, leg_facts, possible_employer_matches
 from risk_rules.forms import (
     AssessmentRequest,
     AssessmentResult,
@@ -258,7 +258,7 @@ class Assessor:
             "review": {"required": review, "state": "pending" if review else "not_required"},
             "versions": versions,
             "covered_destinations": covered,
-            "possible_employer_matches": [],
+            "possible_employer_matches": possible_employer_matches(request, assessed, reference),
         }
 
     # ------------------------------------------------------------------ a roster

@@ -41,6 +41,9 @@ BANDS_PROVENANCE = (
     " severe from 50x; high and severe require review"
 )
 # Candidate L2 strengths; the one with the lowest grouped cross-validated log loss is used.
+# Stored numbers are rounded so that the artifact (and its content-hash version) does not depend on
+# floating-point noise below what any score could show.
+DIGITS = 8
 C_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
 LIMITATIONS = [
     "The cases are the incidents that five commentary and reporting sources describe; the many incidents"
@@ -204,7 +207,7 @@ def _data_hash(data: TrainingData) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _rounded(values: np.ndarray, digits: int = 10) -> list:
+def _rounded(values: np.ndarray, digits: int = DIGITS) -> list:
     return np.round(values, digits).tolist()
 
 
@@ -267,15 +270,15 @@ def train_model(
         "format": ARTIFACT_FORMAT,
         "features": features,
         "coefficients": _rounded(coef),
-        "intercept": round(intercept, 10),
-        "intercept_sample": round(intercept_sample, 10),
+        "intercept": round(intercept, DIGITS),
+        "intercept_sample": round(intercept_sample, DIGITS),
         "intercepts": {
-            "destination_leg": round(intercept, 10),
-            "third_country_leg": round(intercept + float(coef[tc]), 10),
-            "sample_before_correction": round(intercept_sample, 10),
+            "destination_leg": round(intercept, DIGITS),
+            "third_country_leg": round(intercept + float(coef[tc]), DIGITS),
+            "sample_before_correction": round(intercept_sample, DIGITS),
         },
         "coefficient_intervals": {
-            f: [round(float(lo[j]), 10), round(float(hi[j]), 10)] for j, f in enumerate(features)
+            f: [round(float(lo[j]), DIGITS), round(float(hi[j]), DIGITS)] for j, f in enumerate(features)
         },
         "bootstrap": {
             "n": bootstrap,
@@ -286,8 +289,8 @@ def train_model(
         "base_rate": {
             "value": base_rate,
             "provenance": base_rate_provenance,
-            "sample_case_share": round(case_share, 10),
-            "correction": round(correction, 10),
+            "sample_case_share": round(case_share, DIGITS),
+            "correction": round(correction, DIGITS),
             "method": "King & Zeng (2001) prior correction: intercept − ln[((1−τ)/τ)·(ȳ/(1−ȳ))]",
         },
         "bands": {

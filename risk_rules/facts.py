@@ -328,3 +328,28 @@ def _third_country_facts(
     )
     records["third_country_forced_returns"] = (f"third_country:{third.code}",)
     records["third_country_extradition_treaty"] = (f"third_country:{third.code}",)
+
+
+def possible_employer_matches(
+    request: AssessmentRequest, legs: list[LegFacts], reference: ReferenceSnapshot
+) -> list[dict[str, Any]]:
+    """Disputes whose organisation name is close to the employer's but not equal, for a reviewer.
+
+    These never fire the employer-dispute factor; they are reported on the assessment with their
+    similarity (0–100) so that a reviewer can decide whether a typo or a subsidiary is meant.
+    """
+    employer = request.traveler.employer
+    if employer is None or not employer.name:
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    for facts in legs:
+        if facts.kind != DESTINATION:
+            continue
+        profile = reference.destination_profile(facts.leg.country)
+        for code in profile.situations_from if profile else ():
+            for dispute, score in reference.employer_near_matches(
+                employer.name, code, facts.leg.arrive, facts.leg.depart
+            ):
+                if dispute.id not in found or found[dispute.id]["similarity"] < score:
+                    found[dispute.id] = {"dispute_id": dispute.id, "name": dispute.name, "similarity": score}
+    return sorted(found.values(), key=lambda m: (-m["similarity"], m["dispute_id"]))

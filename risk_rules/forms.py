@@ -276,9 +276,11 @@ class Versions(_Out):
 
 
 class PossibleEmployerMatch(_Out):
+    """A recorded dispute whose organisation name is close to the employer's, but not equal to it."""
+
     dispute_id: str
     name: str
-    similarity: float
+    similarity: float = Field(description="Name similarity, 0 to 100.")
 
 
 class AssessmentResult(_Out):
@@ -295,7 +297,10 @@ class AssessmentResult(_Out):
     covered_destinations: list[str] = Field(
         default_factory=list, description="Destinations the service has a risk profile for."
     )
-    possible_employer_matches: list[PossibleEmployerMatch] = []
+    possible_employer_matches: list[PossibleEmployerMatch] = Field(
+        default=[],
+        description="Employer-dispute records with a close but not equal name: not a factor, for a reviewer.",
+    )
 
 
 class AssessmentResponse(AssessmentResult):

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from rapidfuzz import fuzz
 
 from risk_rules.errors import ReferenceDataError
 
@@ -199,6 +200,10 @@ class ReferenceSnapshot(Protocol):
         self, employer_name: str, destination: str, start: dt.date, end: dt.date
     ) -> list[EmployerDispute]: ...
 
+    def employer_near_matches(
+        self, employer_name: str, destination: str, start: dt.date, end: dt.date
+    ) -> list[tuple[EmployerDispute, float]]: ...
+
 
 # --------------------------------------------------------------------------------------------
 # Employer-name normalisation
@@ -249,6 +254,37 @@ def normalise_organisation(name: str) -> str:
     while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
         words.pop()
     return " ".join(words)
+
+
+NEAR_MATCH_CUTOFF = 85.0
+
+
+def name_similarity(a: str, b: str) -> float:
+    """Similarity in [0, 100] of two normalised organisation names.
+
+    The larger of the edit-distance ratio (typos: "acmee" ~ "acme") and 0.9 × the token-set ratio
+    (a subsidiary or longer form that contains the whole name: "rio tinto iron ore" ~ "rio tinto").
+    """
+    return max(fuzz.ratio(a, b), 0.9 * fuzz.token_set_ratio(a, b))
+
+
+def near_matches(
+    employer_name: str, candidates: Iterable[tuple[str, EmployerDispute]], start: dt.date, end: dt.date
+) -> list[tuple[EmployerDispute, float]]:
+    """Disputes active in [start, end] whose name is close to, but not equal to, the employer's."""
+    key = normalise_organisation(employer_name)
+    best: dict[str, tuple[EmployerDispute, float]] = {}
+    exact: set[str] = set()  # a dispute matched exactly (by any alias) fires the factor instead
+    for name, dispute in candidates:
+        if name == key:
+            exact.add(dispute.id)
+            continue
+        if not dispute.active_during(start, end):
+            continue
+        score = round(name_similarity(key, name), 1)
+        if score >= NEAR_MATCH_CUTOFF and score > best.get(dispute.id, (dispute, 0.0))[1]:
+            best[dispute.id] = (dispute, score)
+    return sorted((m for i, m in best.items() if i not in exact), key=lambda m: (-m[1], m[0].id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -517,10 +553,18 @@ class InMemoryReference:
         key = (normalise_organisation(employer_name), destination)
         return [d for d in self._by_employer.get(key, ()) if d.active_during(start, end)]
 
+    def employer_near_matches(
+        self, employer_name: str, destination: str, start: dt.date, end: dt.date
+    ) -> list[tuple[EmployerDispute, float]]:
+        return near_matches(employer_name, self._names_by_destination.get(destination, ()), start, end)
+
     @cached_property
-    def all_organisation_names(self) -> list[tuple[str, EmployerDispute]]:
-        """Every (normalised name, dispute) pair, for near-match reporting."""
-        return [(key[0], d) for key, ds in self._by_employer.items() for d in ds]
+    def _names_by_destination(self) -> dict[str, list[tuple[str, EmployerDispute]]]:
+        """Every (normalised name, dispute) pair per destination, for near-match reporting."""
+        out: dict[str, list[tuple[str, EmployerDispute]]] = defaultdict(list)
+        for (name, destination), disputes in self._by_employer.items():
+            out[destination].extend((name, d) for d in disputes)
+        return dict(out)
 
 
 def reference_from_document(document: dict[str, Any], origin: str = "reference data") -> InMemoryReference:

@@ -168,3 +168,16 @@ def test_model_card_and_factors() -> None:
         lo, hi = factor["interval"]
         assert 0 < lo <= hi
         assert factor["odds_multiplier"] == pytest.approx(math.exp(factor["coefficient"]), rel=1e-5)
+
+
+def test_employer_name_matching_and_near_matches() -> None:
+    legs = [{"country": "CN", "arrive": "2023-06-01", "depart": "2023-06-10"}]
+    exact = ASSESSOR.assess(request({"employer": {"name": "NOMURA holdings, inc"}}, legs), REFERENCE)
+    assert "employer_dispute" in {f.id for f in exact.factors}
+    assert exact.possible_employer_matches == []
+    typo = ASSESSOR.assess(request({"employer": {"name": "Nomurra Holdings"}}, legs), REFERENCE)
+    assert "employer_dispute" not in {f.id for f in typo.factors}
+    (match,) = typo.possible_employer_matches
+    assert match.dispute_id == "nomura-2023" and 85 <= match.similarity < 100
+    unrelated = ASSESSOR.assess(request({"employer": {"name": "Acme Widgets"}}, legs), REFERENCE)
+    assert unrelated.possible_employer_matches == []
