@@ -1,0 +1,1 @@
+"""Alembic migrations of the travelrisk database (`travelrisk db upgrade` applies them)."""

@@ -1,0 +1,115 @@
+"""The FastAPI application: `create_app` wires settings, database, engine, errors, middleware and routes.
+
+`travelrisk serve` runs it with uvicorn as a factory (`service.app:create_app`), once per worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from service import middleware, problems
+from service.assessments.router import router as assessments_router
+from service.db import create_db_engine, create_session_factory, runs_inline, write_lock
+from service.health.router import router as health_router
+from service.keys.router import router as keys_router
+from service.keys.service import VerifiedKeyCache
+from service.logs import configure_logging
+from service.model.router import router as model_router
+from service.model.service import ScoringEngine
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """\
+Scores the risk that a traveller is detained or barred from leaving a destination (China, Hong Kong,
+Macao) during a planned trip, and explains the score: every factor that fired, the source passage it
+rests on, and the reference records it was derived from.
+
+Every `/v1` call needs `Authorization: Bearer <key>` (create one with
+`travelrisk keys create --tenant NAME --role ROLE`). Errors are RFC 9457 problem details
+(`application/problem+json`) with a field path for every invalid field.
+"""
+
+TAGS = [
+    {"name": "assessments", "description": "Score a trip; read stored assessments (your tenant's only)."},
+    {"name": "model", "description": "The active model and the factors it weighs."},
+    {"name": "keys", "description": "API keys of your tenant (role `admin`)."},
+    {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A configured application; `settings` defaults to the environment's."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    engine = create_db_engine(settings)
+    session_factory = create_session_factory(engine)
+    scoring = ScoringEngine(settings, session_factory)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Load the model before taking traffic; a failure leaves the service up but not ready.
+        await run_in_threadpool(scoring.load)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="travelrisk",
+        version="1",
+        summary="Detention and exit-ban risk for a planned trip, and why.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+    app.state.scoring = scoring
+    app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
+    app.state.write_lock = write_lock(engine)
+    app.state.db_inline = runs_inline(engine)
+
+    problems.install(app)
+    middleware.install(app, body_limit=settings.max_body_bytes)
+    for router in (assessments_router, model_router, keys_router, health_router):
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_openapi(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    summary=app.summary,
+                    description=app.description,
+                    routes=app.routes,
+                    tags=app.openapi_tags,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
+    """Document every error as problem details: add the schema and replace FastAPI's default 422."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = problems.ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["ProblemDetails"] = problem_schema
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["description"] = "Invalid input; `errors` lists every invalid field."
+                response["content"] = {
+                    problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return document

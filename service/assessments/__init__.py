@@ -1,0 +1,1 @@
+"""Assessments: scored trips, stored with their request, response and versions."""

@@ -1,0 +1,44 @@
+"""The assessments table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db import Base, UTCDateTime
+
+
+class Assessment(Base):
+    """One scored trip. Rows are written once and never updated: the stored response is the record."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        # An Idempotency-Key is scoped to its tenant; NULL keys (no header) never collide.
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        # The list endpoint always filters by tenant and pages by (created_at, id), newest first.
+        Index("ix_assessments_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_assessments_tenant_traveler", "tenant_id", "traveler_reference"),
+        Index("ix_assessments_tenant_band", "tenant_id", "band"),
+        Index("ix_assessments_tenant_status", "tenant_id", "status"),
+        Index("ix_assessments_tenant_trip", "tenant_id", "trip_start", "trip_end"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    traveler_reference: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    band: Mapped[str | None] = mapped_column(String(20))
+    probability: Mapped[float | None] = mapped_column(Float)
+    trip_start: Mapped[dt.date] = mapped_column(Date)
+    trip_end: Mapped[dt.date] = mapped_column(Date)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"), index=True)
+    rules_version: Mapped[str] = mapped_column(String(100))
+    reference_data_version: Mapped[str] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,229 @@
+"""POST /v1/assessments, GET /v1/assessments/{id} and GET /v1/assessments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from contextlib import AbstractContextManager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from risk_rules.forms import AssessmentRequest, AssessmentResponse, Band, Status
+from service.assessments import service
+from service.assessments.examples import (
+    MINIMAL_REQUEST_EXAMPLE,
+    PAGE_EXAMPLE,
+    REQUEST_EXAMPLE,
+    RESPONSE_EXAMPLE,
+)
+from service.assessments.models import Assessment
+from service.assessments.schemas import AssessmentPage, AssessmentSummary
+from service.auth import require
+from service.db import get_session, run_db_work
+from service.keys.models import Role
+from service.keys.service import Principal
+from service.model.service import ScoringEngine, get_scoring_engine
+from service.problems import Conflict, InvalidInput, NotFound, openapi_responses
+
+router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
+log = logging.getLogger("travelrisk.assessments")
+
+DbSession = Annotated[Session, Depends(get_session)]
+Engine = Annotated[ScoringEngine, Depends(get_scoring_engine)]
+Creator = Annotated[Principal, Depends(require(Role.requester, Role.admin))]
+Reader = Annotated[Principal, Depends(require(Role.requester, Role.reviewer, Role.admin))]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique string (e.g. a UUID) of printable ASCII. Retrying with the same key and body"
+        " returns the first result (same id, 201) instead of creating a second assessment; the same key"
+        " with a different body is a 409. Keys are scoped to the caller's tenant.",
+    ),
+]
+
+
+def _created(assessment_id: str, body: dict[str, Any], *, replayed: bool = False) -> Response:
+    headers = {"Location": f"/v1/assessments/{assessment_id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(orjson.dumps(body), status_code=201, headers=headers, media_type="application/json")
+
+
+def _replay(row: Assessment, body_hash: str, key: str) -> Response:
+    if row.request_hash != body_hash:
+        raise Conflict(
+            f"The Idempotency-Key '{key}' was already used with a different request body; use a new key for"
+            " a new request.",
+            kind="idempotency-key-reused",
+            title="Idempotency-Key reused",
+        )
+    return _created(row.id, row.response, replayed=True)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Score a planned trip and store the result",
+    response_model=AssessmentResponse,
+    responses={
+        201: {
+            "description": "The stored assessment. `Location` names it; a replayed idempotent request also"
+            " has `Idempotent-Replayed: true`.",
+            "content": {"application/json": {"example": RESPONSE_EXAMPLE}},
+            "headers": {"Location": {"description": "Path of the assessment.", "schema": {"type": "string"}}},
+        },
+        **openapi_responses(400, 401, 403, 409, 413, 415, 422, 503),
+    },
+)
+async def create_assessment(
+    request: Annotated[
+        AssessmentRequest,
+        Body(
+            openapi_examples={
+                "dual_national_executive": {
+                    "summary": "A Canadian executive born in China, during the 2018 extradition dispute",
+                    "value": REQUEST_EXAMPLE,
+                },
+                "minimal": {"summary": "Only what is required", "value": MINIMAL_REQUEST_EXAMPLE},
+            }
+        ),
+    ],
+    principal: Creator,
+    session: DbSession,
+    engine: Engine,
+    http_request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Scores one trip and stores the request, the response and the versions that produced it; the
+    assessment is committed before the 201 is sent."""
+    write_lock = http_request.app.state.write_lock
+    return await run_db_work(http_request, _create, request, principal, session, engine, write_lock, idempotency_key)
+
+
+def _create(
+    request: AssessmentRequest,
+    principal: Principal,
+    session: Session,
+    engine: ScoringEngine,
+    write_lock: AbstractContextManager[Any],
+    idempotency_key: str | None,
+) -> Response:
+    document = service.request_document(request)
+    body_hash = service.request_hash(document)
+    if idempotency_key is not None:
+        existing = service.find_by_idempotency_key(session, principal.tenant_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, body_hash, idempotency_key)
+
+    assessor = engine.assessor()
+    # The engine's plain-dict body: the same content as `assess`, without building and dumping models.
+    result = assessor.assess_body(request, engine.reference())
+    values = service.new_assessment(
+        tenant_id=principal.tenant_id,
+        request=request,
+        document=document,
+        result=result,
+        idempotency_key=idempotency_key,
+        body_hash=body_hash,
+    )
+    # Take a connection before the write lock, never while holding it: a lock holder waiting for the pool
+    # while the pool's connections wait for the lock would be a deadlock.
+    session.connection()
+    try:
+        with write_lock:
+            service.insert(session, values)
+            session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as its retry would be answered.
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = service.find_by_idempotency_key(session, principal.tenant_id, idempotency_key)
+        if existing is None:
+            raise
+        log.info("concurrent request with the same Idempotency-Key answered from the stored assessment")
+        return _replay(existing, body_hash, idempotency_key)
+    return _created(values["id"], values["response"])
+
+
+@router.get(
+    "/{assessment_id}",
+    summary="One stored assessment",
+    response_model=AssessmentResponse,
+    responses={
+        200: {"content": {"application/json": {"example": RESPONSE_EXAMPLE}}},
+        **openapi_responses(401, 403, 404),
+    },
+)
+def get_assessment(assessment_id: str, principal: Reader, session: DbSession) -> Response:
+    """The assessment exactly as it was stored when scored (assessments are never changed)."""
+    row = service.get(session, principal.tenant_id, assessment_id[:64])
+    if row is None:
+        raise NotFound(f"No assessment '{assessment_id[:64]}' in your tenant.")
+    return Response(orjson.dumps(row.response), media_type="application/json")
+
+
+@router.get(
+    "",
+    summary="The tenant's assessments, newest first",
+    response_model=AssessmentPage,
+    responses={200: {"content": {"application/json": {"example": PAGE_EXAMPLE}}}, **openapi_responses(401, 403, 422)},
+)
+def list_assessments(
+    principal: Reader,
+    session: DbSession,
+    traveler_reference: Annotated[
+        str | None, Query(max_length=100, description="Only this traveller reference.")
+    ] = None,
+    band: Annotated[Band | None, Query(description="Only this band.")] = None,
+    status: Annotated[Status | None, Query(description="Only this status.")] = None,
+    trip_from: Annotated[dt.date | None, Query(description="Only trips that end on or after this date.")] = None,
+    trip_to: Annotated[dt.date | None, Query(description="Only trips that start on or before this date.")] = None,
+    created_from: Annotated[
+        dt.datetime | None,
+        Query(description="Only assessments created at or after this time (ISO 8601; UTC if no offset)."),
+    ] = None,
+    created_to: Annotated[
+        dt.datetime | None,
+        Query(description="Only assessments created at or before this time (ISO 8601; UTC if no offset)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
+) -> AssessmentPage:
+    """Only the caller's tenant. Filters combine with AND; pages follow `next_cursor`."""
+    filters = service.ListFilters(
+        traveler_reference=traveler_reference,
+        band=band.value if band else None,
+        status=status.value if status else None,
+        trip_from=trip_from,
+        trip_to=trip_to,
+        created_from=_utc(created_from),
+        created_to=_utc(created_to),
+    )
+    try:
+        rows, next_cursor = service.list_page(session, principal.tenant_id, filters, limit, cursor)
+    except service.InvalidCursor as exc:
+        raise InvalidInput(
+            "The cursor is not valid: pass `next_cursor` from a previous page unchanged.",
+            [{"field": "cursor", "message": str(exc), "location": "query"}],
+        ) from exc
+    return AssessmentPage(
+        items=[AssessmentSummary.model_validate(row, from_attributes=True) for row in rows],
+        next_cursor=next_cursor,
+    )
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

@@ -1,0 +1,201 @@
+"""Storing, finding and listing assessments. Functions here add to the session; handlers commit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, or_, select
+from sqlalchemy import insert as sql_insert
+from sqlalchemy.orm import Session, load_only
+
+from risk_rules.forms import AssessmentRequest
+from service.assessments.models import Assessment
+from service.db import utcnow
+
+
+def new_id() -> str:
+    """A UUIDv7-style id: time-ordered, so new rows land at the end of the primary-key index."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def request_document(request: AssessmentRequest) -> dict[str, Any]:
+    """The validated request as JSON-ready data, defaults filled in: what is stored and hashed."""
+    return request.model_dump(mode="json")
+
+
+def request_hash(document: dict[str, Any]) -> str:
+    """SHA-256 of a request document's canonical JSON: equal for bodies that differ only in layout or key
+    order."""
+    canonical = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def timestamp(value: dt.datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, as stored in the response body."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_assessment(
+    *,
+    tenant_id: str,
+    request: AssessmentRequest,
+    document: dict[str, Any],
+    result: dict[str, Any],
+    idempotency_key: str | None,
+    body_hash: str,
+) -> dict[str, Any]:
+    """The column values (with the full response body) of a freshly scored request.
+
+    `result` is the engine's response body without id and time (`Assessor.assess_body`).
+    """
+    assessment_id = new_id()
+    created_at = utcnow()
+    response: dict[str, Any] = {"id": assessment_id, "created_at": timestamp(created_at), **result}
+    score = result["score"]
+    versions = result["versions"]
+    return {
+        "id": assessment_id,
+        "tenant_id": tenant_id,
+        "traveler_reference": request.traveler.reference,
+        "status": result["status"],
+        "band": score["band"] if score else None,
+        "probability": score["probability"] if score else None,
+        "trip_start": request.trip.start,
+        "trip_end": request.trip.end,
+        "request": document,
+        "response": response,
+        "model_version": versions["model"],
+        "rules_version": versions["rules"],
+        "reference_data_version": versions["reference_data"],
+        "idempotency_key": idempotency_key,
+        "request_hash": body_hash,
+        "created_at": created_at,
+    }
+
+
+_INSERT = sql_insert(Assessment.__table__)
+
+
+def insert(session: Session, values: dict[str, Any]) -> None:
+    """Add one assessment to the session's transaction (a single INSERT; the caller commits)."""
+    # A Core insert on the session's connection (same transaction): the row is written once and never
+    # loaded back, so the ORM's unit of work would only add cost.
+    session.connection().execute(_INSERT, values)
+
+
+def get(session: Session, tenant_id: str, assessment_id: str) -> Assessment | None:
+    """The tenant's assessment with this id; another tenant's is not found."""
+    return session.scalar(select(Assessment).where(Assessment.id == assessment_id, Assessment.tenant_id == tenant_id))
+
+
+def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Assessment | None:
+    """The tenant's assessment created with this Idempotency-Key, if any."""
+    return session.scalar(
+        select(Assessment).where(Assessment.tenant_id == tenant_id, Assessment.idempotency_key == key)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing
+
+
+class InvalidCursor(ValueError):
+    """A cursor that this service did not issue."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    """Filters of GET /v1/assessments; None means "any"."""
+
+    traveler_reference: str | None = None
+    band: str | None = None
+    status: str | None = None
+    trip_from: dt.date | None = None
+    trip_to: dt.date | None = None
+    created_from: dt.datetime | None = None
+    created_to: dt.datetime | None = None
+
+
+def encode_cursor(row: Assessment) -> str:
+    """An opaque cursor pointing after `row` in newest-first order."""
+    raw = orjson.dumps([timestamp(row.created_at), row.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    """The (created_at, id) position a cursor points after."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, assessment_id = orjson.loads(raw)
+        position = dt.datetime.fromisoformat(created)
+        if position.tzinfo is None or not isinstance(assessment_id, str):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise InvalidCursor("not a cursor issued by this service") from exc
+    return position, assessment_id
+
+
+_SUMMARY_COLUMNS = (
+    Assessment.id,
+    Assessment.created_at,
+    Assessment.status,
+    Assessment.band,
+    Assessment.probability,
+    Assessment.traveler_reference,
+    Assessment.trip_start,
+    Assessment.trip_end,
+    Assessment.model_version,
+)
+
+
+def list_page(
+    session: Session, tenant_id: str, filters: ListFilters, limit: int, cursor: str | None
+) -> tuple[list[Assessment], str | None]:
+    """One page of the tenant's assessments, newest first, and the cursor of the next page (or None)."""
+    query = (
+        select(Assessment)
+        .options(load_only(*_SUMMARY_COLUMNS))
+        .where(Assessment.tenant_id == tenant_id)
+        .order_by(Assessment.created_at.desc(), Assessment.id.desc())
+        .limit(limit + 1)
+    )
+    if filters.traveler_reference is not None:
+        query = query.where(Assessment.traveler_reference == filters.traveler_reference)
+    if filters.band is not None:
+        query = query.where(Assessment.band == filters.band)
+    if filters.status is not None:
+        query = query.where(Assessment.status == filters.status)
+    # Trip dates select trips that overlap [trip_from, trip_to].
+    if filters.trip_from is not None:
+        query = query.where(Assessment.trip_end >= filters.trip_from)
+    if filters.trip_to is not None:
+        query = query.where(Assessment.trip_start <= filters.trip_to)
+    if filters.created_from is not None:
+        query = query.where(Assessment.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        query = query.where(Assessment.created_at <= filters.created_to)
+    if cursor is not None:
+        created, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Assessment.created_at < created,
+                and_(Assessment.created_at == created, Assessment.id < last_id),
+            )
+        )
+    rows = list(session.scalars(query))
+    if len(rows) > limit:
+        return rows[:limit], encode_cursor(rows[limit - 1])
+    return rows, None

@@ -1,0 +1,64 @@
+"""Bearer authentication and role checks, as FastAPI dependencies.
+
+No key or an unknown one is 401; a known key whose role may not do something is 403. Objects of another
+tenant are never looked up outside the caller's tenant, so they answer 404 (see the resource services).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from service.db import get_session, run_db_work
+from service.keys import service as keys
+from service.keys.models import Role
+from service.keys.service import Principal
+from service.problems import Forbidden, Unauthorized
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="An API key from `travelrisk keys create --tenant NAME --role ROLE`, sent as"
+    " `Authorization: Bearer <key>`.",
+)
+
+
+async def authenticate(
+    request: Request,
+    session: Annotated[Session, Depends(get_session)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The caller's principal, from the bearer key; 401 when there is none or it is not valid."""
+    if credentials is None:
+        raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    presented = credentials.credentials
+    cache: keys.VerifiedKeyCache = request.app.state.key_cache
+    principal = cache.get(presented)
+    if principal is None:
+        principal = await run_db_work(request, keys.verify, session, presented)
+        if principal is None:
+            raise Unauthorized("The API key is not valid (unknown, malformed or revoked).")
+        cache.put(presented, principal)
+    # For the access log: the tenant, never the key.
+    request.state.tenant = principal.tenant_name
+    return principal
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that admits only the given roles (403 for any other)."""
+    allowed = frozenset(roles)
+    names = ", ".join(sorted(r.value for r in allowed))
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(f"The role '{principal.role.value}' may not do this; it needs one of: {names}.")
+        return principal
+
+    return check
+
+
+ANY_ROLE = tuple(Role)

@@ -1,0 +1,83 @@
+"""`travelrisk keys`: create, list and revoke API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from service.db import create_db_engine, create_session_factory, session_scope, upgrade_database
+from service.keys import service
+from service.keys.models import Role
+from service.settings import get_settings
+from service.tenants import service as tenants
+
+app = typer.Typer(help="API keys: create, list and revoke.", no_args_is_help=True)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    settings = get_settings()
+    # The embedded default should work before the first `serve`: bring the schema up to date first.
+    upgrade_database(settings.database_url)
+    engine = create_db_engine(settings)
+    try:
+        with session_scope(create_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def create(
+    tenant: Annotated[str, typer.Option(help="Tenant name (created when new).")],
+    role: Annotated[Role, typer.Option(help="What the key may do.", case_sensitive=False)],
+) -> None:
+    """Create a key and print it on stdout (and nothing else). Only its hash is stored."""
+    if not tenants.valid_tenant_name(tenant):
+        raise typer.BadParameter(
+            "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit", param_hint="--tenant"
+        )
+    with _session() as session:
+        issued = service.create_key(session, tenant, role)
+    typer.echo(issued.secret)
+
+
+@app.command("list")
+def list_keys(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+) -> None:
+    """List keys (id, tenant, role, created, revoked); never the keys themselves."""
+    with _session() as session:
+        tenant_id = None
+        if tenant is not None:
+            found = tenants.get_by_name(session, tenant)
+            if found is None:
+                typer.echo(f"no tenant named {tenant!r}", err=True)
+                raise typer.Exit(1)
+            tenant_id = found.id
+        rows = service.list_keys(session, tenant_id)
+        typer.echo("id\ttenant\trole\tcreated_at\trevoked_at")
+        for key in rows:
+            revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-"
+            typer.echo(
+                f"{key.id}\t{key.tenant.name}\t{key.role}\t{key.created_at.isoformat(timespec='seconds')}\t{revoked}"
+            )
+
+
+@app.command()
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`), or the key itself.")],
+) -> None:
+    """Revoke a key: it fails authentication from now on and stays listed."""
+    wanted = service.parse_key_id(key_id) or key_id
+    with _session() as session:
+        record = service.get_key(session, wanted)
+        if record is None:
+            typer.echo(f"no key with id {wanted!r}", err=True)
+            raise typer.Exit(1)
+        service.revoke(record)
+    typer.echo(f"revoked {wanted}", err=True)

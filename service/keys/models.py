@@ -1,0 +1,36 @@
+"""The api_keys table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.db import Base, UTCDateTime, utcnow
+from service.tenants.models import Tenant
+
+
+class Role(StrEnum):
+    """What a key may do (see the contract's roles)."""
+
+    requester = "requester"
+    reviewer = "reviewer"
+    analyst = "analyst"
+    admin = "admin"
+
+
+class ApiKey(Base):
+    """One key. Only the SHA-256 of the whole key is stored; `id` is its public, non-secret prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")

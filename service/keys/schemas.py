@@ -1,0 +1,36 @@
+"""Schemas of the keys resource."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.keys.models import Role
+
+
+class KeyCreate(BaseModel):
+    """A key to create in the caller's tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class KeyInfo(BaseModel):
+    """A key as listed: never its secret."""
+
+    id: str = Field(description="The key's public id (the part after `trk_`).")
+    role: Role
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class CreatedKey(KeyInfo):
+    """A new key; `key` is shown only in this response."""
+
+    key: str = Field(description="The bearer key. Store it now: only its hash is kept.")
+
+
+class KeyList(BaseModel):
+    items: list[KeyInfo]

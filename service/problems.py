@@ -1,0 +1,316 @@
+"""Every error the service answers with, as RFC 9457 problem details, mapped in this one module.
+
+Route code raises a `Problem` (or lets a typed engine error propagate); the handlers registered by
+`install` turn those, FastAPI's validation errors and Starlette's HTTP errors into
+`application/problem+json`. Middleware that answers before routing uses `problem_response` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from risk_rules.errors import ModelArtifactError, ReferenceDataError, RuleSetError, TravelriskError
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:travelrisk:problem:"
+
+log = logging.getLogger("travelrisk.errors")
+
+
+class FieldError(BaseModel):
+    """One invalid input: where it is and what to fix."""
+
+    field: str = Field(
+        description="Dotted path of the field, e.g. `trip.legs.0.depart` (body fields are given from the"
+        " body's root; an empty string is the body itself).",
+        examples=["trip.legs.0.depart"],
+    )
+    message: str = Field(examples=["depart (2018-12-04) is before arrive (2018-12-05)"])
+    location: str = Field(
+        default="body", description="Where the field is: body, query, path or header.", examples=["body"]
+    )
+
+
+class ProblemDetails(BaseModel):
+    """An error, as RFC 9457 problem details."""
+
+    type: str = Field(description="A URI naming the kind of problem; `about:blank` for plain HTTP errors.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The request path that failed.")
+    request_id: str | None = Field(default=None, description="Quote it when asking about this request.")
+    errors: list[FieldError] | None = Field(default=None, description="Every invalid field, for 400/422.")
+
+
+class Problem(HTTPException):
+    """An HTTP error carrying problem details. Subclasses name the common ones."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=dict(headers) if headers else None)
+        self.kind = kind
+        self.title = title or HTTPStatus(status).phrase
+        self.errors = [dict(e) for e in errors] if errors is not None else None
+
+
+class Unauthorized(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, detail, headers={"WWW-Authenticate": 'Bearer realm="travelrisk"'})
+
+
+class Forbidden(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, detail)
+
+
+class NotFound(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(404, detail)
+
+
+class Conflict(Problem):
+    def __init__(self, detail: str, *, kind: str, title: str) -> None:
+        super().__init__(409, detail, kind=kind, title=title)
+
+
+class ContentTooLarge(Problem):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
+
+
+class InvalidInput(Problem):
+    def __init__(self, detail: str, errors: Sequence[Mapping[str, str]]) -> None:
+        super().__init__(422, detail, kind="invalid-input", title="Invalid input", errors=errors)
+
+
+class ServiceUnavailable(Problem):
+    def __init__(self, detail: str, *, kind: str = "unavailable") -> None:
+        super().__init__(503, detail, kind=kind, title="Service unavailable", headers={"Retry-After": "5"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Building responses
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    instance: str | None = None,
+    request_id: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The problem-details document for one error; `extensions` adds problem-specific members."""
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + kind if kind else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if request_id:
+        body["request_id"] = request_id
+    if errors is not None:
+        body["errors"] = [dict(e) for e in errors]
+    if extensions:
+        body.update(extensions)
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    scope: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> Response:
+    """An `application/problem+json` response; `scope` supplies the request path and id."""
+    instance = scope.get("path") if scope else None
+    request_id = scope.get("state", {}).get("request_id") if scope else None
+    body = problem_body(status, detail, instance=instance, request_id=request_id, **fields)
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation errors → field paths
+
+_LOCATIONS = {"body", "query", "path", "header", "cookie"}
+_MESSAGE_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def _is_union_tag(part: Any) -> bool:
+    # Pydantic names the member of a union that failed ("literal['x']", "function-after[...]"); it is
+    # not a field of the document, so it is left out of the path.
+    return isinstance(part, str) and any(ch in part for ch in "[]()'")
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Pydantic/FastAPI errors as `{field, message, location}` with dotted paths.
+
+    Errors from the members of one union are merged into one entry per field, their messages joined.
+    """
+    merged: dict[tuple[str, str], list[str]] = {}
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        location = "body"
+        if loc and loc[0] in _LOCATIONS:
+            location = str(loc.pop(0))
+        field = ".".join(str(part) for part in loc if not _is_union_tag(part))
+        message = str(error.get("msg", "invalid"))
+        for prefix in _MESSAGE_PREFIXES:
+            message = message.removeprefix(prefix)
+        messages = merged.setdefault((location, field), [])
+        if message not in messages:
+            messages.append(message)
+    return [
+        {"field": field, "message": " or ".join(messages), "location": location}
+        for (location, field), messages in merged.items()
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers
+
+
+async def _problem_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(
+        exc.status_code,
+        str(exc.detail),
+        scope=request.scope,
+        headers=exc.headers,
+        kind=exc.kind,
+        title=exc.title,
+        errors=exc.errors,
+    )
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
+    if status == 404 and exc.detail == HTTPStatus(404).phrase:
+        detail = f"There is no resource at {request.url.path}."
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(status, detail, scope=request.scope, headers=exc.headers)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        error = next(e for e in raw if e.get("type") == "json_invalid")
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        position = error["loc"][1] if len(error.get("loc", ())) > 1 else None
+        where = f" at character {position}" if position is not None else ""
+        return problem_response(
+            400,
+            f"The body is not valid JSON: {reason}{where}.",
+            scope=request.scope,
+            kind="malformed-json",
+            title="Malformed JSON",
+            errors=[{"field": "", "message": f"{reason}{where}", "location": "body"}],
+        )
+    if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in raw):
+        return problem_response(
+            415, "Send the body as JSON with `Content-Type: application/json`.", scope=request.scope
+        )
+    errors = field_errors(raw)
+    for error in errors:
+        if error["field"] == "" and error["location"] == "body" and error["message"] == "Field required":
+            error["message"] = "A JSON request body is required."
+    count = len(errors)
+    detail = f"{count} invalid field{'s' if count != 1 else ''}: " + "; ".join(
+        f"{e['field'] or e['location']}: {e['message']}" for e in errors[:5]
+    )
+    if count > 5:
+        detail += f"; and {count - 5} more"
+    return problem_response(
+        422, detail, scope=request.scope, kind="invalid-input", title="Invalid input", errors=errors
+    )
+
+
+async def _engine_unavailable_handler(request: Request, exc: Exception) -> Response:
+    log.error("scoring engine unavailable", extra={"error_type": type(exc).__name__})
+    return problem_response(
+        503,
+        "The scoring model or rule set is not available; try again later.",
+        scope=request.scope,
+        headers={"Retry-After": "5"},
+        kind="scoring-unavailable",
+        title="Service unavailable",
+    )
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> Response:
+    # The traceback is logged without the exception's message, which may quote request data.
+    log.error(
+        "unhandled error",
+        extra={"error_type": type(exc).__name__, "traceback": "".join(traceback.format_tb(exc.__traceback__))},
+    )
+    return problem_response(
+        500,
+        "An unexpected error occurred; it has been logged.",
+        scope=request.scope,
+        kind="internal-error",
+        title="Internal Server Error",
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem-details handlers on `app`."""
+    app.add_exception_handler(Problem, _problem_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    for engine_error in (ModelArtifactError, RuleSetError, ReferenceDataError):
+        app.add_exception_handler(engine_error, _engine_unavailable_handler)
+    app.add_exception_handler(TravelriskError, _unexpected_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+
+
+def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem-details errors for the given statuses."""
+    descriptions = {
+        400: "Malformed JSON.",
+        401: "No key, or an unknown or revoked key.",
+        403: "The key's role may not do this.",
+        404: "No such object in the caller's tenant.",
+        409: "The Idempotency-Key was used with a different body.",
+        413: "The body is larger than the limit.",
+        415: "The body is not JSON.",
+        422: "Invalid input; `errors` lists every invalid field.",
+        503: "The database or the model is not available.",
+    }
+    return {
+        status: {
+            "description": descriptions.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+        }
+        for status in statuses
+    }

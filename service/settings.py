@@ -1,0 +1,72 @@
+"""Service configuration, read from `TRAVELRISK_*` environment variables (and an optional `.env` file).
+
+Every field's description is its documentation: `docs/service.md` lists them, and a test checks that the
+table and this class agree.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings of the HTTP service and the command line."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRAVELRISK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="sqlite:///./travelrisk.db",
+        description="SQLAlchemy URL of the database. The default is a SQLite file in the working directory;"
+        " for PostgreSQL use `postgresql+psycopg://user:password@host:5432/dbname`.",
+    )
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1_024,
+        le=16 * 1024 * 1024,
+        description="Largest accepted request body in bytes; a larger one (declared or streamed) is"
+        " answered with 413 before it is parsed.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of the JSON-lines log written to standard error."
+    )
+    model_dir: Path | None = Field(
+        default=None,
+        description="Directory holding model artifacts, overriding the bundled ones (e.g. a model"
+        " trained on your own incident history).",
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="NORMAL",
+        description="SQLite `PRAGMA synchronous` (WAL mode). NORMAL keeps every committed assessment"
+        " through a crash or `kill -9` of the service; FULL also through a power loss, at a cost per"
+        " write.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=5_000,
+        ge=0,
+        description="How long a SQLite writer waits for another writer's lock before failing.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="Connections kept open per worker process (PostgreSQL).")
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a worker trusts a key it has verified before checking the database again: a"
+        " key revoked with `travelrisk keys revoke` is refused within this time (0: check every request).",
+    )
+    apply_migrations: bool = Field(
+        default=True,
+        description="Whether `travelrisk serve` applies database migrations before it starts.",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

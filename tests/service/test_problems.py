@@ -1,0 +1,274 @@
+"""Every error is RFC 9457 problem details; no input produces a 500."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.assessments.examples import REQUEST_EXAMPLE
+from service.problems import field_errors
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status
+    for member in ("type", "title", "detail"):
+        assert isinstance(body[member], str) and body[member], member
+    return body
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    """The contract's example with one field set (a dotted path; `value=...` deletes it)."""
+    body = copy.deepcopy(REQUEST_EXAMPLE)
+    *parents, last = path.split(".")
+    node: Any = body
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    key: Any = int(last) if last.isdigit() else last
+    if value is ...:
+        del node[key]
+    else:
+        node[key] = value
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# Field paths
+
+
+def test_field_errors_give_dotted_paths_without_union_member_names() -> None:
+    errors = field_errors(
+        [
+            {"loc": ("body", "trip", "legs", 0, "depart"), "msg": "Value error, depart is before arrive"},
+            {"loc": ("body", "trip", "entry_document", "literal['destination_travel_permit']"), "msg": "A"},
+            {"loc": ("body", "trip", "entry_document", "function-after[_country_code(), str]"), "msg": "B"},
+            {"loc": ("query", "limit"), "msg": "Input should be greater than or equal to 1"},
+        ]
+    )
+    assert errors == [
+        {"field": "trip.legs.0.depart", "message": "depart is before arrive", "location": "body"},
+        {"field": "trip.entry_document", "message": "A or B", "location": "body"},
+        {"field": "limit", "message": "Input should be greater than or equal to 1", "location": "query"},
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Authentication and authorisation
+
+
+def test_no_key_is_401_with_challenge(client: TestClient) -> None:
+    response = client.get("/v1/assessments")
+    body = assert_problem(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert body["type"] == "about:blank"
+    assert body["instance"] == "/v1/assessments"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer nonsense", "Bearer trk_000000000000_wrongsecret", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer trk__x"],
+)
+def test_unknown_or_malformed_key_is_401(client: TestClient, header: str) -> None:
+    assert_problem(client.get("/v1/assessments", headers={"Authorization": header}), 401)
+
+
+def test_right_id_wrong_secret_is_401(client: TestClient, tenant: Any) -> None:
+    key = tenant.keys["requester"]
+    forged = key[: key.rindex("_") + 1] + "A" * 43
+    assert_problem(client.get("/v1/assessments", headers={"Authorization": f"Bearer {forged}"}), 401)
+
+
+def test_wrong_role_is_403(client: TestClient, tenant: Any) -> None:
+    body = assert_problem(client.post("/v1/assessments", json=REQUEST_EXAMPLE, headers=tenant.auth("reviewer")), 403)
+    assert "reviewer" in body["detail"]
+    assert_problem(client.get("/v1/assessments", headers=tenant.auth("analyst")), 403)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing errors
+
+
+def test_unknown_route_is_404_problem(client: TestClient) -> None:
+    assert_problem(client.get("/v1/nothing-here"), 404)
+
+
+def test_wrong_method_is_405_problem_with_allow(client: TestClient) -> None:
+    response = client.put("/v1/assessments", json={})
+    assert_problem(response, 405)
+    assert "POST" in response.headers["allow"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies
+
+
+def test_malformed_json_is_400(client: TestClient, tenant: Any) -> None:
+    response = client.post(
+        "/v1/assessments",
+        content=b'{"traveler": {"citizenships": ["CA"],}',
+        headers={**tenant.auth("requester"), "Content-Type": "application/json"},
+    )
+    body = assert_problem(response, 400)
+    assert body["type"].endswith("malformed-json")
+    assert body["errors"][0]["field"] == ""
+
+
+def test_body_that_is_not_json_is_415(client: TestClient, tenant: Any) -> None:
+    response = client.post(
+        "/v1/assessments", content=b"traveler=x", headers={**tenant.auth("requester"), "Content-Type": "text/plain"}
+    )
+    assert_problem(response, 415)
+
+
+def test_declared_oversized_body_is_413_before_auth(client: TestClient, settings: Any) -> None:
+    payload = b"{" + b" " * (settings.max_body_bytes + 10) + b"}"
+    response = client.post("/v1/assessments", content=payload, headers={"Content-Type": "application/json"})
+    assert_problem(response, 413)
+
+
+def test_streamed_oversized_body_is_413(client: TestClient, tenant: Any, settings: Any) -> None:
+    def chunks() -> Any:
+        for _ in range(settings.max_body_bytes // 1024 + 4):
+            yield b" " * 1024
+
+    response = client.post(
+        "/v1/assessments", content=chunks(), headers={**tenant.auth("requester"), "Content-Type": "application/json"}
+    )
+    assert "content-length" not in {k.lower() for k in response.request.headers}
+    assert_problem(response, 413)
+
+
+# ---------------------------------------------------------------------------------------------
+# Invalid input: one entry per field, with its dotted path
+
+
+def post_invalid(client: TestClient, tenant: Any, body: Any) -> dict[str, Any]:
+    response = client.post("/v1/assessments", json=body, headers=tenant.auth("requester"))
+    problem = assert_problem(response, 422)
+    assert problem["type"].endswith("invalid-input")
+    assert problem["errors"], problem
+    return problem
+
+
+def fields(problem: dict[str, Any]) -> dict[str, str]:
+    return {e["field"]: e["message"] for e in problem["errors"]}
+
+
+def test_depart_before_arrive_names_the_leg(client: TestClient, tenant: Any) -> None:
+    problem = post_invalid(client, tenant, with_change("trip.legs.1.depart", "2018-12-01"))
+    assert "depart" in fields(problem)["trip.legs.1"]
+
+
+def test_unknown_enum_value_lists_allowed_values(client: TestClient, tenant: Any) -> None:
+    problem = post_invalid(client, tenant, with_change("traveler.occupation", "astronaut"))
+    message = fields(problem)["traveler.occupation"]
+    for allowed in ("diplomat", "journalist", "retired", "other"):
+        assert allowed in message
+    problem = post_invalid(client, tenant, with_change("traveler.family_ties.0.relation", "cousin"))
+    assert "sibling" in fields(problem)["traveler.family_ties.0.relation"]
+
+
+def test_unknown_country_code(client: TestClient, tenant: Any) -> None:
+    problem = post_invalid(client, tenant, with_change("trip.legs.0.country", "XX"))
+    assert "ISO 3166-1" in fields(problem)["trip.legs.0.country"]
+    problem = post_invalid(client, tenant, with_change("traveler.citizenships", ["ca"]))
+    assert "traveler.citizenships.0" in fields(problem)
+
+
+def test_bad_entry_document_is_one_error(client: TestClient, tenant: Any) -> None:
+    problem = post_invalid(client, tenant, with_change("trip.entry_document", "home_return_permit"))
+    assert list(fields(problem)) == ["trip.entry_document"]
+    assert "destination_travel_permit" in fields(problem)["trip.entry_document"]
+
+
+def test_unknown_field_is_rejected(client: TestClient, tenant: Any) -> None:
+    problem = post_invalid(client, tenant, with_change("traveler.nickname", "x"))
+    assert "traveler.nickname" in fields(problem)
+
+
+def test_missing_required_fields(client: TestClient, tenant: Any) -> None:
+    problem = post_invalid(client, tenant, {"traveler": {}, "trip": {"legs": []}})
+    assert {"traveler.citizenships", "trip.legs"} <= set(fields(problem))
+
+
+def test_every_invalid_field_is_reported(client: TestClient, tenant: Any) -> None:
+    body = with_change("trip.legs.0.arrive", "not-a-date")
+    body["traveler"]["relatives_in_destination"] = "maybe"
+    body["trip"]["purpose"] = 7
+    problem = post_invalid(client, tenant, body)
+    assert {"trip.legs.0.arrive", "traveler.relatives_in_destination", "trip.purpose"} <= set(fields(problem))
+
+
+def test_list_caps(client: TestClient, tenant: Any) -> None:
+    leg = {"country": "CN", "arrive": "2025-01-01", "depart": "2025-01-02"}
+    problem = post_invalid(client, tenant, with_change("trip.legs", [leg] * 51))
+    assert "trip.legs" in fields(problem)
+
+
+NASTY_BODIES: list[Any] = [
+    [],
+    "string",
+    42,
+    None,
+    {"traveler": None, "trip": None},
+    {"traveler": [], "trip": "x"},
+    {"traveler": {"citizenships": "CA"}, "trip": {"legs": {}}},
+    {"traveler": {"citizenships": [None]}, "trip": {"legs": [None]}},
+    {"traveler": {"citizenships": [1e308]}, "trip": {"legs": [{"country": "CN", "arrive": 10**30, "depart": -1}]}},
+    {"traveler": {"citizenships": ["CN"] * 10_000}, "trip": {"legs": []}},
+    {"traveler": {"citizenships": ["C\u0000"]}, "trip": {"legs": [{"country": "\U0001f600"}]}},
+    with_change("trip.legs.0.arrive", "2018-02-30"),
+    with_change("trip.legs.0.depart", "99999-01-01"),
+    with_change("traveler.employer", {"name": "x" * 5_000, "sector": "x"}),
+    with_change("traveler.reference", {"nested": True}),
+]
+
+
+@pytest.mark.parametrize("body", NASTY_BODIES, ids=range(len(NASTY_BODIES)))
+def test_nasty_bodies_are_4xx_problems(client: TestClient, tenant: Any, body: Any) -> None:
+    response = client.post("/v1/assessments", json=body, headers=tenant.auth("requester"))
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"\xff\xfe\x00", b"[" * 5_000 + b"]" * 5_000, b'{"traveler": 1e999999}', b"nul\x00l", b'"\\ud800"'],
+    ids=["empty", "not-utf8", "deep-nesting", "huge-number", "nul", "lone-surrogate"],
+)
+def test_raw_bodies_are_4xx_problems(client: TestClient, tenant: Any, raw: bytes) -> None:
+    response = client.post(
+        "/v1/assessments", content=raw, headers={**tenant.auth("requester"), "Content-Type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=abc", "band=purple", "status=x", "trip_from=yesterday", "created_from=2020-13-01", "cursor=%%%"],
+)
+def test_bad_query_parameters_are_422(client: TestClient, tenant: Any, query: str) -> None:
+    body = assert_problem(client.get(f"/v1/assessments?{query}", headers=tenant.auth("reviewer")), 422)
+    assert body["errors"][0]["location"] == "query"
+
+
+def test_unknown_band_lists_allowed_values(client: TestClient, tenant: Any) -> None:
+    body = assert_problem(client.get("/v1/assessments?band=purple", headers=tenant.auth("reviewer")), 422)
+    assert all(band in body["errors"][0]["message"] for band in ("low", "elevated", "high", "severe"))
+
+
+def test_bad_idempotency_key_is_422(client: TestClient, tenant: Any) -> None:
+    response = client.post(
+        "/v1/assessments", json=REQUEST_EXAMPLE, headers={**tenant.auth("requester"), "Idempotency-Key": "x" * 300}
+    )
+    body = assert_problem(response, 422)
+    assert body["errors"][0] == {**body["errors"][0], "field": "Idempotency-Key", "location": "header"}
