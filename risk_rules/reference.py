@@ -120,7 +120,7 @@ class Region:
     sources: tuple[Citation, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DestinationProfile:
     code: str
     name: str
@@ -131,13 +131,14 @@ class DestinationProfile:
     regions: tuple[Region, ...] = ()
 
     def region_named(self, name: str | None) -> Region | None:
+        """The profile's region called `name` (or one of its aliases), ignoring case and accents."""
         if not name:
             return None
-        key = normalise_text(name)
-        for region in self.regions:
-            if key in {normalise_text(region.name), *(normalise_text(a) for a in region.aliases)}:
-                return region
-        return None
+        return self._regions_by_name.get(normalise_text(name))
+
+    @cached_property
+    def _regions_by_name(self) -> dict[str, Region]:
+        return {normalise_text(n): r for r in self.regions for n in (r.name, *r.aliases)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,7 @@ _NON_WORD = re.compile(r"[^\w\s]")
 _SPACE = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=4096)
 def normalise_text(value: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a name."""
     decomposed = unicodedata.normalize("NFKD", value)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
-from service.db import create_db_engine, create_session_factory, runs_inline, write_lock
+from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
 from service.health.router import router as health_router
 from service.keys.router import router as keys_router
 from service.keys.service import VerifiedKeyCache
@@ -54,8 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Load the model before taking traffic; a failure leaves the service up but not ready.
         await run_in_threadpool(scoring.load)
-        yield
-        engine.dispose()
+        # Everything loaded so far (model, rules, reference data, modules) lives as long as the
+        # process: moving it out of the collector's generations keeps every later collection small.
+        gc.collect()
+        gc.freeze()
+        checkpointer = WalCheckpointer(engine, settings.sqlite_checkpoint_seconds) if is_sqlite(engine) else None
+        if checkpointer is not None:
+            checkpointer.start()
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
+            engine.dispose()
 
     app = FastAPI(
         title="travelrisk",
@@ -71,7 +83,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.scoring = scoring
     app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
     app.state.write_lock = write_lock(engine)
-    app.state.db_inline = runs_inline(engine)
 
     problems.install(app)
     middleware.install(app, body_limit=settings.max_body_bytes)

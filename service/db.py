@@ -8,6 +8,7 @@ handler did not commit is rolled back when the session closes.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -121,8 +122,44 @@ def _configure_sqlite(engine: Engine, settings: Settings) -> None:
             cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+            # No connection checkpoints on commit: a checkpoint writes and fsyncs the whole log, which
+            # would stall the request that happened to cross the threshold. `WalCheckpointer` does it.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         finally:
             cursor.close()
+
+
+class WalCheckpointer:
+    """A daemon thread that checkpoints a SQLite database's write-ahead log every `interval` seconds.
+
+    PASSIVE checkpoints never block readers or writers; the thread releases the GIL while SQLite writes
+    and fsyncs, so requests keep running. On stop, a last TRUNCATE checkpoint empties the log.
+    """
+
+    def __init__(self, engine: Engine, interval: float) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._checkpoint("TRUNCATE")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._checkpoint("PASSIVE")
+
+    def _checkpoint(self, mode: str) -> None:
+        try:
+            with self._engine.connect() as connection:
+                connection.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+        except Exception:  # noqa: BLE001 - a missed checkpoint is retried on the next tick
+            logging.getLogger("travelrisk.db").warning("WAL checkpoint failed", exc_info=False)
 
 
 def write_lock(engine: Engine) -> AbstractContextManager[Any]:
@@ -166,20 +203,18 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             session.close()
 
 
-def runs_inline(engine: Engine) -> bool:
-    """Whether a request's database work runs on the event loop instead of the thread pool.
-
-    SQLite work is local and takes microseconds, and its writes are serialised anyway: running it inline
-    saves the thread hand-offs and the GIL contention of many threads. A networked database runs in the
-    thread pool, so that one slow round trip does not hold up every other request.
-    """
+def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
 async def run_db_work(request: Request, work: Callable[..., T], *args: Any) -> T:
-    """Run `work(*args)`, a request's synchronous database work, where the engine's kind wants it."""
-    if request.app.state.db_inline:
-        return work(*args)
+    """Run `work(*args)`, a request's synchronous database work, in the thread pool.
+
+    Measured under load, running SQLite work inline on the event loop gave no more throughput and a far
+    worse tail (p99 ~400 ms against ~70 ms at 32 connections): requests queued behind blocking work were
+    served unfairly. The thread pool keeps the loop responsive; SQLite writers still queue on
+    `write_lock`.
+    """
     return await run_in_threadpool(work, *args)
 
 

@@ -1,6 +1,6 @@
 """Service configuration, read from `TRAVELRISK_*` environment variables (and an optional `.env` file).
 
-Every field's description is its documentation: `docs/service.md` lists them, and a test checks that the
+Every field's description is its documentation: the README lists them, and a test checks that the
 table and this class agree.
 """
 
@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="SQLite `PRAGMA synchronous` (WAL mode). NORMAL keeps every committed assessment"
         " through a crash or `kill -9` of the service; FULL also through a power loss, at a cost per"
         " write.",
+    )
+    sqlite_checkpoint_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="How often a background thread of each worker copies SQLite's write-ahead log into the"
+        " database file. Requests never checkpoint themselves, so the log's fsync stays off their path.",
     )
     sqlite_busy_timeout_ms: int = Field(
         default=5_000,
