@@ -602,14 +602,20 @@ class InMemoryReference:
         return {destination: OrganisationNameIndex(items) for destination, items in entries.items()}
 
 
-def reference_from_document(document: dict[str, Any], origin: str = "reference data") -> InMemoryReference:
-    """Validate a reference-set document and build an in-memory snapshot from it."""
+def reference_from_document(
+    document: dict[str, Any], origin: str = "reference data", version: str | None = None
+) -> InMemoryReference:
+    """Validate a reference-set document and build an in-memory snapshot from it.
+
+    The version defaults to a hash of the content; a store that versions its data passes its own.
+    """
     try:
         parsed = ReferenceSetIn.model_validate(document)
     except ValidationError as exc:
         raise ReferenceDataError(f"{origin}: {exc}") from exc
-    canonical = json.dumps(parsed.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    version = "ref-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    if version is None:
+        canonical = json.dumps(parsed.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        version = "ref-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
     return InMemoryReference(
         destinations={d.code: destination_record(d) for d in parsed.destinations},
         third_countries={t.code: third_country_record(t) for t in parsed.third_countries},

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, UTCDateTime
 
 
 class Assessment(Base):
-    """One scored trip. Rows are written once and never updated: the stored response is the record."""
+    """One scored trip. `response` is the original scoring and is never changed; when reference data
+    changes, re-scorings are added as `assessment_revisions` and `current_revision` / `changed_at` move."""
 
     __tablename__ = "assessments"
     __table_args__ = (
@@ -24,6 +25,9 @@ class Assessment(Base):
         Index("ix_assessments_tenant_band", "tenant_id", "band"),
         Index("ix_assessments_tenant_status", "tenant_id", "status"),
         Index("ix_assessments_tenant_trip", "tenant_id", "trip_start", "trip_end"),
+        Index("ix_assessments_tenant_changed", "tenant_id", "changed_at"),
+        # Re-scoring looks for trips that have not ended yet.
+        Index("ix_assessments_trip_end", "trip_end"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -42,3 +46,6 @@ class Assessment(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    current_revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # When the assessment was created or last re-scored (what `changed_since` filters on).
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -127,7 +127,7 @@ def _create(
 
     assessor = engine.assessor()
     # The engine's plain-dict body: the same content as `assess`, without building and dumping models.
-    result = assessor.assess_body(request, engine.reference())
+    result = assessor.assess_body(request, engine.reference(session))
     values = service.new_assessment(
         tenant_id=principal.tenant_id,
         request=request,

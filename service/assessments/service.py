@@ -83,6 +83,8 @@ def new_assessment(
         "idempotency_key": idempotency_key,
         "request_hash": body_hash,
         "created_at": created_at,
+        "current_revision": 1,
+        "changed_at": created_at,
     }
 
 

@@ -1,4 +1,4 @@
-"""The scoring engine the service holds: the active model and rules, and the reference snapshot.
+"""The scoring engine the service holds: the active model and rules, and the reference data in the database.
 
 The engine is loaded once per worker process. When the model artifact is missing the service still starts
 (`/readyz` says why it is not ready) and scoring answers 503 until a later attempt loads it.
@@ -15,10 +15,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from risk_rules.errors import TravelriskError
-from risk_rules.reference import ReferenceSnapshot, load_bundled_reference
+from risk_rules.reference import ReferenceSnapshot
 from service.db import session_scope
 from service.model.models import ModelVersion
 from service.problems import ServiceUnavailable
+from service.reference.store import ReferenceCache
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class ScoringEngine:
         self._session_factory = session_factory
         self._lock = threading.Lock()
         self._assessor: Assessor | None = None
-        self._reference: ReferenceSnapshot | None = None
+        self._references = ReferenceCache()
         self._registered = False
         self.failure: str | None = "not loaded yet"
 
@@ -50,13 +51,11 @@ class ScoringEngine:
 
             try:
                 assessor = Assessor.load(model_directory=self._settings.model_dir)
-                reference = load_bundled_reference()
             except (TravelriskError, OSError) as exc:
                 # The reason is ours (a missing or inconsistent artifact), not request data.
                 self.failure = f"{type(exc).__name__}: {exc}"
                 log.warning("scoring engine not loaded", extra={"reason": self.failure})
                 return False
-            self._reference = reference
             self._assessor = assessor
             self.failure = None
             log.info(
@@ -64,7 +63,6 @@ class ScoringEngine:
                 extra={
                     "model_version": assessor.model.version,
                     "rules_version": assessor.rules.version,
-                    "reference_data_version": reference.version,
                 },
             )
         self._try_register()
@@ -110,11 +108,9 @@ class ScoringEngine:
         assert self._assessor is not None
         return self._assessor
 
-    def reference(self) -> ReferenceSnapshot:
-        """The reference-data snapshot assessments are scored against."""
-        self.assessor()
-        assert self._reference is not None
-        return self._reference
+    def reference(self, session: Session) -> ReferenceSnapshot:
+        """The reference data as currently recorded in the database (rebuilt only after a change)."""
+        return self._references.snapshot(session)
 
 
 async def get_scoring_engine(request: Request) -> ScoringEngine:

@@ -1,0 +1,1 @@
+"""Re-scoring upcoming assessments when the reference data they rest on changes."""
