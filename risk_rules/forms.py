@@ -303,8 +303,25 @@ class AssessmentResult(_Out):
     )
 
 
+class RevisionInfo(_Out):
+    """One scoring of a stored assessment: 1 is the original, later ones follow reference-data changes."""
+
+    revision: int
+    created_at: dt.datetime
+    reason: str
+    versions: Versions
+
+
 class AssessmentResponse(AssessmentResult):
     """The contract's response body for POST and GET /v1/assessments."""
 
     id: str
     created_at: dt.datetime
+    revision: int = Field(default=1, description="Which scoring this is: 1 is the original.")
+    revised_at: dt.datetime | None = Field(default=None, description="When this re-scoring was made.")
+    revision_reason: str | None = Field(
+        default=None, description="The reference-data change that caused this re-scoring."
+    )
+    revisions: list[RevisionInfo] = Field(
+        default=[], description="Every scoring of the assessment, oldest first (on GET of one assessment)."
+    )

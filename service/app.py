@@ -23,6 +23,7 @@ from service.keys.service import VerifiedKeyCache
 from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
+from service.rescoring.service import Rescorer
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -62,9 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         checkpointer = WalCheckpointer(engine, settings.sqlite_checkpoint_seconds) if is_sqlite(engine) else None
         if checkpointer is not None:
             checkpointer.start()
+        # Re-scoring runs beside the requests; it also finishes jobs an earlier process left unfinished.
+        rescorer = Rescorer(session_factory, scoring, app.state.write_lock)
+        rescorer.start()
+        app.state.rescorer = rescorer
         try:
             yield
         finally:
+            rescorer.stop()
             if checkpointer is not None:
                 checkpointer.stop()
             engine.dispose()

@@ -193,6 +193,27 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     ]
 
 
+def invalid_detail(errors: Sequence[Mapping[str, str]]) -> str:
+    """The `detail` line of a 422: how many fields are invalid, and the first five of them."""
+    count = len(errors)
+    detail = f"{count} invalid field{'s' if count != 1 else ''}: " + "; ".join(
+        f"{e['field'] or e['location']}: {e['message']}" for e in errors[:5]
+    )
+    if count > 5:
+        detail += f"; and {count - 5} more"
+    return detail
+
+
+def invalid_input(errors: Iterable[Mapping[str, Any]]) -> InvalidInput:
+    """A 422 for errors found after FastAPI parsed the request, worded as FastAPI's own.
+
+    `errors` are in Pydantic's form: `loc` starts with the location (`("body", "ended_on")`), `msg` says
+    what to fix.
+    """
+    formed = field_errors(errors)
+    return InvalidInput(invalid_detail(formed), formed)
+
+
 # ---------------------------------------------------------------------------------------------
 # Handlers
 
@@ -245,14 +266,8 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
     for error in errors:
         if error["field"] == "" and error["location"] == "body" and error["message"] == "Field required":
             error["message"] = "A JSON request body is required."
-    count = len(errors)
-    detail = f"{count} invalid field{'s' if count != 1 else ''}: " + "; ".join(
-        f"{e['field'] or e['location']}: {e['message']}" for e in errors[:5]
-    )
-    if count > 5:
-        detail += f"; and {count - 5} more"
     return problem_response(
-        422, detail, scope=request.scope, kind="invalid-input", title="Invalid input", errors=errors
+        422, invalid_detail(errors), scope=request.scope, kind="invalid-input", title="Invalid input", errors=errors
     )
 
 

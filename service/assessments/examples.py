@@ -89,6 +89,8 @@ PAGE_EXAMPLE: dict[str, Any] = {
             "trip_start": "2018-12-04",
             "trip_end": "2018-12-20",
             "model_version": "m-3f9c2a1b",
+            "current_revision": 2,
+            "changed_at": "2025-02-01T08:00:00Z",
         }
     ],
     "next_cursor": "WyIyMDI1LTAxLTE1VDA5OjMwOjEyLjEyMzQ1NloiLCIwMTkzOGMyZSJd",

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -166,11 +166,41 @@ def _create(
     },
 )
 def get_assessment(assessment_id: str, principal: Reader, session: DbSession) -> Response:
-    """The assessment exactly as it was stored when scored (assessments are never changed)."""
+    """The assessment's latest scoring, with the list of its scorings (`revisions`). The original is
+    never changed; when reference data it rests on changes before the trip ends, it is scored again
+    and the new scoring becomes the latest revision."""
+    row = _owned(session, principal, assessment_id)
+    return Response(orjson.dumps(service.revision_body(session, row)), media_type="application/json")
+
+
+@router.get(
+    "/{assessment_id}/revisions/{revision}",
+    summary="One scoring of a stored assessment",
+    response_model=AssessmentResponse,
+    responses={
+        200: {"content": {"application/json": {"example": RESPONSE_EXAMPLE}}},
+        **openapi_responses(401, 403, 404),
+    },
+)
+def get_assessment_revision(
+    assessment_id: str,
+    revision: Annotated[int, Path(ge=1, le=1_000_000, description="1 is the original scoring.")],
+    principal: Reader,
+    session: DbSession,
+) -> Response:
+    """The assessment as scored at one revision (1: as originally scored)."""
+    row = _owned(session, principal, assessment_id)
+    body = service.revision_body(session, row, revision)
+    if body is None:
+        raise NotFound(f"Assessment '{row.id}' has no revision {revision}.")
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _owned(session: Session, principal: Principal, assessment_id: str) -> Assessment:
     row = service.get(session, principal.tenant_id, assessment_id[:64])
     if row is None:
         raise NotFound(f"No assessment '{assessment_id[:64]}' in your tenant.")
-    return Response(orjson.dumps(row.response), media_type="application/json")
+    return row
 
 
 @router.get(
@@ -197,6 +227,13 @@ def list_assessments(
         dt.datetime | None,
         Query(description="Only assessments created at or before this time (ISO 8601; UTC if no offset)."),
     ] = None,
+    changed_since: Annotated[
+        dt.datetime | None,
+        Query(
+            description="Only assessments created or re-scored after this time (ISO 8601; UTC if no offset):"
+            " poll with the time of your previous poll to see what moved."
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
 ) -> AssessmentPage:
@@ -209,6 +246,7 @@ def list_assessments(
         trip_to=trip_to,
         created_from=_utc(created_from),
         created_to=_utc(created_to),
+        changed_since=_utc(changed_since),
     )
     try:
         rows, next_cursor = service.list_page(session, principal.tenant_id, filters, limit, cursor)

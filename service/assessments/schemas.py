@@ -21,6 +21,8 @@ class AssessmentSummary(BaseModel):
     trip_start: dt.date
     trip_end: dt.date
     model_version: str
+    current_revision: int = Field(description="The latest scoring's number; above 1 after a re-scoring.")
+    changed_at: dt.datetime = Field(description="When the assessment was created or last re-scored.")
 
 
 class AssessmentPage(BaseModel):

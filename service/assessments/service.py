@@ -129,6 +129,7 @@ class ListFilters:
     trip_to: dt.date | None = None
     created_from: dt.datetime | None = None
     created_to: dt.datetime | None = None
+    changed_since: dt.datetime | None = None
 
 
 def encode_cursor(row: Assessment) -> str:
@@ -160,6 +161,8 @@ _SUMMARY_COLUMNS = (
     Assessment.trip_start,
     Assessment.trip_end,
     Assessment.model_version,
+    Assessment.current_revision,
+    Assessment.changed_at,
 )
 
 
@@ -189,6 +192,8 @@ def list_page(
         query = query.where(Assessment.created_at >= filters.created_from)
     if filters.created_to is not None:
         query = query.where(Assessment.created_at <= filters.created_to)
+    if filters.changed_since is not None:
+        query = query.where(Assessment.changed_at > filters.changed_since)
     if cursor is not None:
         created, last_id = decode_cursor(cursor)
         query = query.where(
@@ -201,3 +206,36 @@ def list_page(
     if len(rows) > limit:
         return rows[:limit], encode_cursor(rows[limit - 1])
     return rows, None
+
+
+def revision_body(session: Session, row: Assessment, revision: int | None = None) -> dict[str, Any] | None:
+    """The assessment's response at `revision` (default: the latest) with its list of revisions."""
+    from service.rescoring.service import revisions_of
+
+    later = revisions_of(session, row)
+    history = [
+        {
+            "revision": 1,
+            "created_at": row.response["created_at"],
+            "reason": "scored",
+            "versions": row.response["versions"],
+        }
+    ] + [
+        {
+            "revision": r.revision,
+            "created_at": r.response.get("revised_at") or timestamp(r.created_at),
+            "reason": r.reason,
+            "versions": r.response["versions"],
+        }
+        for r in later
+    ]
+    wanted = row.current_revision if revision is None else revision
+    if wanted == 1:
+        body = {**row.response, "revision": 1}
+    else:
+        found = next((r for r in later if r.revision == wanted), None)
+        if found is None:
+            return None
+        body = dict(found.response)
+    body["revisions"] = history
+    return body

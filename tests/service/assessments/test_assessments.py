@@ -84,7 +84,11 @@ def test_create_scores_stores_and_reads_back(client: TestClient, tenant: Any, se
     for role in ("requester", "reviewer", "admin"):
         again = client.get(response.headers["location"], headers=tenant.auth(role))
         assert again.status_code == 200
-        assert again.json() == body
+        read = again.json()
+        # The stored scoring, marked as revision 1 and listed as the only one so far.
+        assert {k: v for k, v in read.items() if k not in ("revision", "revisions")} == body
+        assert read["revision"] == 1
+        assert [(r["revision"], r["reason"]) for r in read["revisions"]] == [(1, "scored")]
 
     with sessions() as session:
         row = session.get(Assessment, body["id"])
