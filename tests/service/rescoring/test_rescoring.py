@@ -1,0 +1,189 @@
+"""Re-scoring: a change to reference data re-scores upcoming assessments it touches, never past ones,
+and a job left unfinished by a dead worker is finished by the next one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from risk_rules.reference import EmployerDisputeIn, SituationIn
+from service.app import create_app
+from service.db import create_db_engine, create_session_factory, utcnow
+from service.reference.models import EMPLOYER_DISPUTE, SITUATION
+from service.reference.store import upsert
+from service.rescoring.models import AssessmentRevision, RescoringJob
+from service.rescoring.service import Rescorer, enqueue_rescoring
+
+TODAY = dt.datetime.now(dt.UTC).date()
+FUTURE = TODAY + dt.timedelta(days=400)
+PAST = dt.date(2019, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def sessions(settings: Any) -> Any:
+    engine = create_db_engine(settings)
+    yield create_session_factory(engine)
+    engine.dispose()
+
+
+def trip_body(citizenship: str, start: dt.date, days: int = 10, employer: str | None = None) -> dict[str, Any]:
+    traveler: dict[str, Any] = {"reference": f"R-{uuid.uuid4().hex[:8]}", "citizenships": [citizenship]}
+    if employer:
+        traveler["employer"] = {"name": employer}
+    end = start + dt.timedelta(days=days)
+    return {
+        "traveler": traveler,
+        "trip": {"legs": [{"country": "CN", "arrive": start.isoformat(), "depart": end.isoformat()}]},
+    }
+
+
+def create(client: TestClient, tenant: Any, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/v1/assessments", json=body, headers=tenant.auth("requester"))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def record_situation(sessions: Any, home: str, started: dt.date, ended: dt.date | None = None) -> str:
+    situation = SituationIn(
+        id=f"test-{uuid.uuid4().hex[:8]}",
+        home_country=home,
+        destination="CN",
+        kind="extradition_case",
+        title=f"{home} holds a person the destination wants",
+        started_on=started,
+        ended_on=ended,
+        severity="high",
+        sources=[{"title": "analyst note", "url": "https://example.org/note", "date": "2026-11-01"}],
+    )
+    with sessions() as session:
+        change = upsert(session, SITUATION, situation, "test")
+        enqueue_rescoring(session, change)
+        session.commit()
+    return situation.id
+
+
+def wait_for_jobs(sessions: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if session.scalar(select(RescoringJob.id).where(RescoringJob.finished_at.is_(None))) is None:
+                return
+        time.sleep(0.1)
+    raise AssertionError("re-scoring jobs did not finish")
+
+
+def test_a_new_situation_rescores_upcoming_trips_only(client: TestClient, tenant: Any, sessions: Any) -> None:
+    upcoming = create(client, tenant, trip_body("IS", FUTURE))
+    past = create(client, tenant, trip_body("IS", PAST))
+    other_country = create(client, tenant, trip_body("FI", FUTURE))
+    assert "home_country_extradition_case" not in {f["id"] for f in upcoming["factors"]}
+    polled_at = dt.datetime.now(dt.UTC)
+
+    situation_id = record_situation(sessions, "IS", dt.date(2019, 1, 1))
+    wait_for_jobs(sessions)
+
+    headers = tenant.auth("reviewer")
+    latest = client.get(f"/v1/assessments/{upcoming['id']}", headers=headers).json()
+    assert latest["revision"] == 2
+    assert situation_id in latest["revision_reason"]
+    assert [r["revision"] for r in latest["revisions"]] == [1, 2]
+    factor = next(f for f in latest["factors"] if f["id"] == "home_country_extradition_case")
+    assert f"situation:{situation_id}" in factor["derived_from"]
+    assert latest["score"]["probability"] > upcoming["score"]["probability"]
+    assert latest["versions"]["reference_data"] != upcoming["versions"]["reference_data"]
+    original = client.get(f"/v1/assessments/{upcoming['id']}/revisions/1", headers=headers).json()
+    assert original["score"] == upcoming["score"] and original["factors"] == upcoming["factors"]
+    assert client.get(f"/v1/assessments/{upcoming['id']}/revisions/3", headers=headers).status_code == 404
+
+    # The trip that has ended and the traveller of another country are left as they were.
+    for untouched in (past, other_country):
+        body = client.get(f"/v1/assessments/{untouched['id']}", headers=headers).json()
+        assert body["revision"] == 1 and len(body["revisions"]) == 1
+
+    changed = client.get("/v1/assessments", params={"changed_since": polled_at.isoformat()}, headers=headers).json()[
+        "items"
+    ]
+    assert [item["id"] for item in changed] == [upcoming["id"]]
+    assert changed[0]["current_revision"] == 2
+
+
+def test_a_situation_that_ended_before_the_trip_changes_nothing(client: TestClient, tenant: Any, sessions: Any) -> None:
+    upcoming = create(client, tenant, trip_body("CL", FUTURE))
+    record_situation(sessions, "CL", dt.date(2019, 1, 1), dt.date(2020, 1, 1))
+    wait_for_jobs(sessions)
+    body = client.get(f"/v1/assessments/{upcoming['id']}", headers=tenant.auth("reviewer")).json()
+    assert body["revision"] == 1
+
+
+def test_an_employer_dispute_rescores_its_staff(client: TestClient, tenant: Any, sessions: Any) -> None:
+    name = f"Zephyr {uuid.uuid4().hex[:6]} Holdings Ltd."
+    staff = create(client, tenant, trip_body("GB", FUTURE, employer=name.upper().replace(" LTD.", "")))
+    stranger = create(client, tenant, trip_body("GB", FUTURE, employer="Unrelated Widgets"))
+    dispute = EmployerDisputeIn(
+        id=f"test-{uuid.uuid4().hex[:8]}",
+        name=name,
+        destination="CN",
+        kind="commercial_dispute",
+        started_on=dt.date(2020, 1, 1),
+        sources=[{"title": "analyst note", "url": "https://example.org/n", "date": "2026-11-01"}],
+    )
+    with sessions() as session:
+        enqueue_rescoring(session, upsert(session, EMPLOYER_DISPUTE, dispute, "test"))
+        session.commit()
+    wait_for_jobs(sessions)
+    headers = tenant.auth("reviewer")
+    body = client.get(f"/v1/assessments/{staff['id']}", headers=headers).json()
+    assert body["revision"] == 2
+    assert "employer_dispute" in {f["id"] for f in body["factors"]}
+    assert client.get(f"/v1/assessments/{stranger['id']}", headers=headers).json()["revision"] == 1
+
+
+@pytest.fixture
+def no_running_rescorer(client: TestClient) -> Any:
+    """Stops the shared application's re-scorer for one test, and gives it a new one afterwards."""
+    app = client.app
+    app.state.rescorer.stop()
+    yield
+    app.state.rescorer = Rescorer(app.state.session_factory, app.state.scoring, app.state.write_lock)
+    app.state.rescorer.start()
+
+
+def test_a_job_left_by_a_dead_worker_is_finished_after_a_restart(
+    settings: Any, client: TestClient, tenant: Any, sessions: Any, no_running_rescorer: Any
+) -> None:
+    upcoming = create(client, tenant, trip_body("UY", FUTURE))
+    situation = SituationIn(
+        id=f"test-{uuid.uuid4().hex[:8]}",
+        home_country="UY",
+        destination="CN",
+        kind="extradition_case",
+        title="UY holds a person the destination wants",
+        started_on=dt.date(2019, 1, 1),
+        severity="high",
+        sources=[{"title": "analyst note"}],
+    )
+    with sessions() as session:
+        change = upsert(session, SITUATION, situation, "test")
+        job = enqueue_rescoring(session, change)
+        # As if a worker had claimed it and died before finishing.
+        job.claimed_at = utcnow() - dt.timedelta(hours=1)
+        session.commit()
+        job_id = job.id
+    time.sleep(0.5)
+    with sessions() as session:
+        assert session.get(RescoringJob, job_id).finished_at is None  # nobody else is working on it
+    with TestClient(create_app(settings)):  # a fresh process's application: its re-scorer starts
+        wait_for_jobs(sessions)
+    with sessions() as session:
+        finished = session.get(RescoringJob, job_id)
+        assert finished.finished_at is not None and finished.rescored >= 1
+        revisions = session.scalars(
+            select(AssessmentRevision).where(AssessmentRevision.assessment_id == upcoming["id"])
+        ).all()
+        assert [r.job_id for r in revisions] == [job_id]
