@@ -17,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
+from service.destinations.router import router as destinations_router
+from service.employer_disputes.router import router as employer_disputes_router
 from service.health.router import router as health_router
 from service.keys.router import router as keys_router
 from service.keys.service import VerifiedKeyCache
@@ -25,6 +27,7 @@ from service.model.router import router as model_router
 from service.model.service import ScoringEngine
 from service.rescoring.service import Rescorer
 from service.settings import Settings, get_settings
+from service.situations.router import router as situations_router
 
 DESCRIPTION = """\
 Scores the risk that a traveller is detained or barred from leaving a destination (China, Hong Kong,
@@ -39,6 +42,22 @@ Every `/v1` call needs `Authorization: Bearer <key>` (create one with
 TAGS = [
     {"name": "assessments", "description": "Score a trip; read stored assessments (your tenant's only)."},
     {"name": "model", "description": "The active model and the factors it weighs."},
+    {
+        "name": "situations",
+        "description": "Situations between a home country and a destination (an extradition case, a trade or"
+        " diplomatic dispute, sanctions, detentions of nationals), with the dates they were active: shared by"
+        " all tenants, written by role `analyst`, read by any role, every change kept as a revision.",
+    },
+    {
+        "name": "employer disputes",
+        "description": "Organisations in a dispute with a destination, matched against travellers' employers:"
+        " shared by all tenants, written by role `analyst`, read by any role, every change kept as a revision.",
+    },
+    {
+        "name": "destinations",
+        "description": "The destinations the service scores and their profiles, and the third countries it knows"
+        " treaties and forced returns of (any role).",
+    },
     {"name": "keys", "description": "API keys of your tenant (role `admin`)."},
     {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
 ]
@@ -92,7 +111,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     problems.install(app)
     middleware.install(app, body_limit=settings.max_body_bytes)
-    for router in (assessments_router, model_router, keys_router, health_router):
+    for router in (
+        assessments_router,
+        situations_router,
+        employer_disputes_router,
+        destinations_router,
+        model_router,
+        keys_router,
+        health_router,
+    ):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -8,7 +8,11 @@
 #
 #     benchmarks/http/run.sh
 #
-# Env (defaults): ROUNDS=5 DURATION=10s WARMUP=3s CONNS=32 SERVER_CPU=0 WRK_CPU=1
+# With SCALE=N a third server, "scaled", runs on SCALED_PORT with N synthetic situations and N employer
+# disputes added to its database (seed_reference.py, leaving out the benchmark traveller's country), and
+# the summary adds the ratio scaled/project: the cost of looking facts up in a large reference set.
+#
+# Env (defaults): ROUNDS=5 DURATION=10s WARMUP=3s CONNS=32 SERVER_CPU=0 WRK_CPU=1 SCALE= SCALED_PORT=18103
 #   BARE_PORT=18101 PROJECT_PORT=18102  BENCH_DIR=../shared/bench  BODY=benchmarks/http/body.json
 #   VENV (the venv whose travelrisk and uvicorn run; default: the one on PATH)
 #   RESULTS_DIR=benchmarks/http/results/<timestamp>
@@ -23,6 +27,8 @@ export DURATION="${DURATION:-10s}" CONNS="${CONNS:-32}" WRK_CPU="${WRK_CPU:-1}"
 SERVER_CPU="${SERVER_CPU:-0}"
 BARE_PORT="${BARE_PORT:-18101}"
 PROJECT_PORT="${PROJECT_PORT:-18102}"
+SCALED_PORT="${SCALED_PORT:-18103}"
+SCALE="${SCALE:-}"
 BENCH_DIR="$(realpath "${BENCH_DIR:-$root/../shared/bench}")"
 BODY="$(realpath "${BODY:-$root/benchmarks/http/body.json}")"
 bin="${VENV:+$VENV/bin/}"
@@ -34,7 +40,7 @@ command -v taskset >/dev/null || die "taskset not found (util-linux)"
 [[ -x "$BENCH_DIR/run.sh" ]] || die "no harness at $BENCH_DIR (set BENCH_DIR)"
 "${bin}travelrisk" --help >/dev/null || die "no travelrisk command (activate the venv or set VENV)"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$BARE_PORT" "$PROJECT_PORT"; do
+for port in "$BARE_PORT" "$PROJECT_PORT" ${SCALE:+"$SCALED_PORT"}; do
   port_open "$port" && die "port $port already in use; refusing to measure a server I did not start"
 done
 
@@ -88,12 +94,37 @@ BARE_RESPONSE="$work/response.json" start bare "$RESULTS_DIR/bare.log" \
 start project "$RESULTS_DIR/project.log" \
   bash -c 'cd "$1" && shift && exec "$@"' _ "$work" "${bin}travelrisk" serve --host 127.0.0.1 \
   --port "$PROJECT_PORT" --workers 1
+targets=("bare|http://127.0.0.1:$BARE_PORT" "project|http://127.0.0.1:$PROJECT_PORT")
+if [[ -n "$SCALE" ]]; then
+  mkdir -p "$work/scaled"
+  scaled_db="sqlite:///$work/scaled/bench.db"
+  TRAVELRISK_DATABASE_URL="$scaled_db" "${bin}travelrisk" db upgrade >/dev/null
+  TRAVELRISK_DATABASE_URL="$scaled_db" "${bin}travelrisk" keys create --tenant bench --role requester >/dev/null
+  TRAVELRISK_DATABASE_URL="$scaled_db" "${bin}python" "$root/benchmarks/http/seed_reference.py" "$SCALE" \
+    --exclude "$("${bin}python" -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["traveler"]["citizenships"]))' "$BODY")" \
+    | tee -a "$RESULTS_DIR/summary.txt" >&2
+  # The same key must work on both project servers: copy the key table's row across.
+  "${bin}python" - "$TRAVELRISK_DATABASE_URL" "$scaled_db" <<'PY'
+import sys
+from sqlalchemy import create_engine, text
+src, dst = (create_engine(u) for u in sys.argv[1:3])
+with src.connect() as a, dst.begin() as b:
+    b.execute(text("DELETE FROM api_keys")); b.execute(text("DELETE FROM tenants"))
+    for table in ("tenants", "api_keys"):
+        rows = [dict(r._mapping) for r in a.execute(text(f"SELECT * FROM {table}"))]
+        if rows:
+            b.execute(text(f"INSERT INTO {table} ({', '.join(rows[0])}) VALUES ({', '.join(':' + c for c in rows[0])})"), rows)
+PY
+  start scaled "$RESULTS_DIR/scaled.log" \
+    bash -c 'cd "$1" && shift && exec "$@"' _ "$work/scaled" env TRAVELRISK_DATABASE_URL="$scaled_db" \
+    "${bin}travelrisk" serve --host 127.0.0.1 --port "$SCALED_PORT" --workers 1
+  targets+=("scaled|http://127.0.0.1:$SCALED_PORT")
+fi
 wait_port "$BARE_PORT"
 wait_port "$PROJECT_PORT"
+[[ -z "$SCALE" ]] || wait_port "$SCALED_PORT"
 
-bare_url="http://127.0.0.1:$BARE_PORT"
-project_url="http://127.0.0.1:$PROJECT_PORT"
-for target in "bare|$bare_url" "project|$project_url"; do
+for target in "${targets[@]}"; do
   IFS='|' read -r name url <<<"$target"
   code=$(curl -sS -o "$RESULTS_DIR/$name.sample.json" -w '%{http_code} %{size_download}' \
     -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data-binary "@$BODY" \
@@ -103,15 +134,16 @@ for target in "bare|$bare_url" "project|$project_url"; do
 done
 
 echo "warm-up ($WARMUP each)..." >&2
-DURATION="$WARMUP" "$BENCH_DIR/run.sh" "$bare_url" /v1/assessments "$BODY" >/dev/null
-DURATION="$WARMUP" "$BENCH_DIR/run.sh" "$project_url" /v1/assessments "$BODY" >/dev/null
+for target in "${targets[@]}"; do
+  DURATION="$WARMUP" "$BENCH_DIR/run.sh" "${target#*|}" /v1/assessments "$BODY" >/dev/null
+done
 
 tsv="$RESULTS_DIR/results.tsv"
 printf 'round\ttarget\trps\tp50_ms\tp99_ms\tvalid\n' >"$tsv"
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"; }
 invalid=0
 for ((r = 1; r <= ROUNDS; r++)); do
-  for target in "bare|$bare_url" "project|$project_url"; do
+  for target in "${targets[@]}"; do
     IFS='|' read -r name url <<<"$target"
     status=0
     line="$("$BENCH_DIR/run.sh" "$url" /v1/assessments "$BODY")" || status=$?
@@ -127,21 +159,27 @@ done
 "${bin}python" - "$tsv" <<'PY' | tee -a "$RESULTS_DIR/summary.txt"
 import csv, statistics, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t") if r["valid"] == "1"]
-by = {t: [r for r in rows if r["target"] == t] for t in ("bare", "project")}
+by = {t: [r for r in rows if r["target"] == t] for t in ("bare", "project", "scaled")}
 med = {t: {m: statistics.median(float(r[m]) for r in rs) for m in ("rps", "p50_ms", "p99_ms")} for t, rs in by.items() if rs}
 print()
 for t, m in med.items():
     print(f"MEDIAN {t:<8} n={len(by[t])} rps={m['rps']:.1f} p50_ms={m['p50_ms']:.3f} p99_ms={m['p99_ms']:.3f}")
-if len(med) == 2:
-    rounds = {r["round"] for r in by["project"]} & {r["round"] for r in by["bare"]}
+def ratio(a, b):
+    rounds = {r["round"] for r in by[a]} & {r["round"] for r in by[b]}
     pair = lambda m: statistics.median(
-        float(next(r for r in by["project"] if r["round"] == k)[m]) / float(next(r for r in by["bare"] if r["round"] == k)[m])
+        float(next(r for r in by[a] if r["round"] == k)[m]) / float(next(r for r in by[b] if r["round"] == k)[m])
         for k in rounds)
-    print(f"RATIO project/bare rps={med['project']['rps'] / med['bare']['rps']:.3f}"
-          f" p99={med['project']['p99_ms'] / med['bare']['p99_ms']:.3f}"
+    print(f"RATIO {a}/{b} rps={med[a]['rps'] / med[b]['rps']:.3f}"
+          f" p99={med[a]['p99_ms'] / med[b]['p99_ms']:.3f}"
           f"  (median of per-round ratios: rps={pair('rps'):.3f} p99={pair('p99_ms'):.3f})")
+if "bare" in med and "project" in med:
+    ratio("project", "bare")
     ok = med["project"]["rps"] >= 0.5 * med["bare"]["rps"] and med["project"]["p99_ms"] <= 20
     print(f"TARGETS throughput >= 0.5x bare and p99 <= 20 ms: {'met' if ok else 'NOT met'}")
+if "scaled" in med and "project" in med:
+    ratio("scaled", "project")
+    ok = med["scaled"]["rps"] >= 0.9 * med["project"]["rps"]
+    print(f"TARGET large reference set within 10% of the bundled set's throughput: {'met' if ok else 'NOT met'}")
 PY
 echo "results: $RESULTS_DIR" >&2
 if (( invalid )); then

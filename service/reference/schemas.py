@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from risk_rules.sources import quote_problem, source_texts
+from service.problems import openapi_responses
 
 RecordId = Annotated[
     str,
@@ -88,8 +89,10 @@ class CitationBody(BaseModel):
             if self.quote is None:
                 raise ValueError("a citation of a reference source needs the `quote` it rests on")
             if any(v is not None for v in publication):
-                raise ValueError("cite a reference source ({source, quote}) or a publication ({title, url, date}),"
-                                 " not both in one citation")
+                raise ValueError(
+                    "cite a reference source ({source, quote}) or a publication ({title, url, date}),"
+                    " not both in one citation"
+                )
         elif self.quote is not None:
             raise ValueError("a `quote` needs the `source` it is quoted from")
         elif self.title is None:
@@ -160,3 +163,22 @@ def history_example(record_id: str, created: dict[str, Any], field: str, old: An
             },
         ],
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI response entries
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Problem-details responses, worded for reference data (shared by all tenants, not one tenant's)."""
+    responses = openapi_responses(*statuses)
+    if 404 in responses:
+        responses[404]["description"] = "No record with this id."
+    if 409 in responses:
+        responses[409]["description"] = "The id is taken, or another request changed the record at the same moment."
+    return responses
+
+
+def example_response(status: int, description: str, example: Any, **extra: Any) -> dict[int | str, dict[str, Any]]:
+    """A JSON response entry with its example."""
+    return {status: {"description": description, "content": {"application/json": {"example": example}}, **extra}}

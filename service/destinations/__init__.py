@@ -1,0 +1,1 @@
+"""The destinations the service scores, and the third countries it knows of."""

@@ -1,0 +1,1 @@
+"""Organisations in a dispute with a destination: the analyst API."""

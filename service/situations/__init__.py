@@ -1,0 +1,1 @@
+"""Situations between a home country and a destination: the analyst API."""

@@ -1,0 +1,166 @@
+"""Schemas of the situations resource: the create and patch forms, the record as shown, a page of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from risk_rules.forms import CountryCode
+from risk_rules.reference import Precision, Severity, SituationKind
+from service.reference.schemas import (
+    Citation,
+    CitationBody,
+    Note,
+    PublicationCitationExample,
+    RecordId,
+    SourceCitationExample,
+    Title,
+    history_example,
+)
+
+Sources = Annotated[list[CitationBody], Field(min_length=1, max_length=50)]
+
+_DESCRIPTIONS = {
+    "home_country": "The traveller's country of citizenship the situation is about.",
+    "destination": "A covered destination (see GET /v1/destinations).",
+    "kind": "`extradition_case` (the home country holds, for extradition or trial, a person the destination"
+    " wants back), `trade_dispute`, `diplomatic_dispute`, `sanctions` or `detention_of_nationals`.",
+    "started_on": "First day the situation was active.",
+    "start_precision": "How much of `started_on` the sources give: `day`, `month` (the first of the month"
+    " stands for it), `year` (1 January stands for it) or `unknown`.",
+    "ended_on": "Last day it was active; null while it still is.",
+    "end_precision": "How much of `ended_on` the sources give.",
+    "date_note": "Where the dates come from, when they are not stated to the day.",
+    "severity_note": "Why this severity.",
+    "sources": "What the record rests on: `{source, quote}` of a bundled reference source, or a publication's"
+    " `{title, url, date}`.",
+}
+
+
+class SituationCreate(BaseModel):
+    """A situation to record. Every field is checked; the whole record is checked again on each PATCH."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: RecordId | None = None
+    home_country: CountryCode = Field(description=_DESCRIPTIONS["home_country"])
+    destination: CountryCode = Field(description=_DESCRIPTIONS["destination"])
+    kind: SituationKind = Field(description=_DESCRIPTIONS["kind"])
+    title: Title = Field(description="What happened, in a line; reasons on assessments quote it.")
+    started_on: dt.date = Field(description=_DESCRIPTIONS["started_on"])
+    start_precision: Precision = Field(default="day", description=_DESCRIPTIONS["start_precision"])
+    ended_on: dt.date | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
+    end_precision: Precision | None = Field(default=None, description=_DESCRIPTIONS["end_precision"])
+    date_note: Note | None = Field(default=None, description=_DESCRIPTIONS["date_note"])
+    severity: Severity
+    severity_note: Note | None = Field(default=None, description=_DESCRIPTIONS["severity_note"])
+    sources: Sources = Field(description=_DESCRIPTIONS["sources"])
+
+    # Field validators rather than one model validator, so that each error names its field.
+    @field_validator("destination")
+    @classmethod
+    def _not_home(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("home_country"):
+            raise ValueError("destination equals home_country: a situation is between two different countries")
+        return value
+
+    @field_validator("ended_on")
+    @classmethod
+    def _after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        started = info.data.get("started_on")
+        if value is not None and started is not None and value < started:
+            raise ValueError(f"ended_on ({value}) is before started_on ({started})")
+        return value
+
+
+class SituationPatch(BaseModel):
+    """Fields to change; the others keep their values, and the merged record is checked as a whole.
+
+    Send `null` to clear an optional field (e.g. `ended_on: null` when a situation turns out to continue).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: RecordId | None = Field(default=None, description="May be sent, but must be the record's own id.")
+    home_country: CountryCode | None = None
+    destination: CountryCode | None = None
+    kind: SituationKind | None = None
+    title: Title | None = None
+    started_on: dt.date | None = None
+    start_precision: Precision | None = None
+    ended_on: dt.date | None = None
+    end_precision: Precision | None = None
+    date_note: Note | None = None
+    severity: Severity | None = None
+    severity_note: Note | None = None
+    sources: Sources | None = None
+
+
+class Situation(BaseModel):
+    """A situation as recorded, with its revision number and timestamps."""
+
+    id: str
+    home_country: str
+    destination: str
+    kind: SituationKind
+    title: str
+    started_on: dt.date
+    start_precision: Precision
+    ended_on: dt.date | None
+    end_precision: Precision | None
+    date_note: str | None
+    severity: Severity
+    severity_note: str | None
+    sources: list[Citation]
+    revision: int = Field(description="1 when created, then one more for each change.")
+    created_at: dt.datetime
+    updated_at: dt.datetime = Field(description="When the revision shown was recorded.")
+
+
+class SituationPage(BaseModel):
+    """A page of situations, in id order."""
+
+    items: list[Situation]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+CREATE_EXAMPLE: dict[str, Any] = {
+    "home_country": "CA",
+    "destination": "CN",
+    "kind": "extradition_case",
+    "title": "Meng Wanzhou held in Canada on a US extradition request",
+    "started_on": "2018-12-01",
+    "ended_on": "2021-09-24",
+    "severity": "high",
+    "sources": [SourceCitationExample],
+}
+PUBLICATION_EXAMPLE: dict[str, Any] = {
+    **CREATE_EXAMPLE,
+    "id": "ca-cn-meng-extradition-2",
+    "start_precision": "month",
+    "date_note": "The sources place the arrest in late 2018 without a day; the first of the month stands for it.",
+    "sources": [PublicationCitationExample],
+}
+PATCH_EXAMPLE: dict[str, Any] = {"ended_on": None, "severity": "medium", "severity_note": "Still unresolved."}
+SITUATION_EXAMPLE: dict[str, Any] = {
+    "id": "sit-4be1c09a",
+    **{k: v for k, v in CREATE_EXAMPLE.items() if k != "sources"},
+    "start_precision": "day",
+    "end_precision": None,
+    "date_note": None,
+    "severity_note": None,
+    "sources": [{**SourceCitationExample, "title": None, "url": None, "date": None}],
+    "revision": 1,
+    "created_at": "2026-03-02T09:14:05.120000Z",
+    "updated_at": "2026-03-02T09:14:05.120000Z",
+}
+PAGE_EXAMPLE: dict[str, Any] = {"items": [SITUATION_EXAMPLE], "next_cursor": None}
+HISTORY_EXAMPLE = history_example(
+    "sit-4be1c09a",
+    {k: v for k, v in SITUATION_EXAMPLE.items() if k not in ("revision", "created_at", "updated_at")},
+    "ended_on",
+    None,
+    "2021-09-24",
+)
