@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Caps keep a single request bounded: enough for any real traveller and itinerary.
 MAX_LEGS = 50
@@ -169,14 +169,17 @@ class Leg(_Form):
     depart: dt.date
     transit: bool = False
 
-    @model_validator(mode="after")
-    def _depart_not_before_arrive(self) -> Leg:
-        if self.depart < self.arrive:
+    @field_validator("depart")
+    @classmethod
+    def _depart_not_before_arrive(cls, depart: dt.date, info: ValidationInfo) -> dt.date:
+        # A field validator (not a model validator) so that the error's path ends in `depart`.
+        arrive = info.data.get("arrive")
+        if arrive is not None and depart < arrive:
             raise ValueError(
-                f"depart ({self.depart.isoformat()}) is before arrive ({self.arrive.isoformat()}):"
+                f"depart ({depart.isoformat()}) is before arrive ({arrive.isoformat()}):"
                 " depart must be on or after arrive"
             )
-        return self
+        return depart
 
 
 EntryDocument = Literal["destination_travel_permit"] | CountryCode

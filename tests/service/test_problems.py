@@ -162,9 +162,9 @@ def fields(problem: dict[str, Any]) -> dict[str, str]:
     return {e["field"]: e["message"] for e in problem["errors"]}
 
 
-def test_depart_before_arrive_names_the_leg(client: TestClient, tenant: Any) -> None:
+def test_depart_before_arrive_names_the_field(client: TestClient, tenant: Any) -> None:
     problem = post_invalid(client, tenant, with_change("trip.legs.1.depart", "2018-12-01"))
-    assert "depart" in fields(problem)["trip.legs.1"]
+    assert "on or after arrive" in fields(problem)["trip.legs.1.depart"]
 
 
 def test_unknown_enum_value_lists_allowed_values(client: TestClient, tenant: Any) -> None:

@@ -47,7 +47,7 @@ def test_scores_a_list_from_a_file(tmp_path) -> None:
         (json.dumps({**GOOD, "traveler": {"citizenships": ["XX"]}}), "traveler.citizenships.0"),
         (
             json.dumps({**GOOD, "trip": {"legs": [{"country": "CN", "arrive": "2018-12-05", "depart": "2018-12-01"}]}}),
-            "trip.legs.0",
+            "trip.legs.0.depart",
         ),
         (json.dumps({"trip": GOOD["trip"]}), "traveler"),
         (json.dumps({**GOOD, "extra": 1}), "extra"),
