@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1/employer-disputes", tags=["employer disputes"])
 DbSession = Annotated[Session, Depends(get_session)]
 Analyst = Annotated[Principal, Depends(require(Role.analyst))]
 Reader = Annotated[Principal, Depends(require(*ANY_ROLE))]
-DisputeId = Annotated[str, Path(max_length=64, description="The employer dispute's id.")]
+DisputeId = Annotated[str, Path(description="The employer dispute's id.")]
 
 
 @router.post(

@@ -98,7 +98,11 @@ class EmployerDisputePatch(BaseModel):
 
 
 class EmployerDispute(BaseModel):
-    """An employer dispute as recorded, with its revision number and timestamps."""
+    """An employer dispute as recorded, with its revision number and timestamps.
+
+    Every field is always sent (null when empty); optional ones have defaults only because the OpenAPI
+    document's examples leave nulls out.
+    """
 
     id: str
     name: str
@@ -107,9 +111,9 @@ class EmployerDispute(BaseModel):
     kind: DisputeKind
     started_on: dt.date
     start_precision: Precision
-    ended_on: dt.date | None
-    end_precision: Precision | None
-    date_note: str | None
+    ended_on: dt.date | None = None
+    end_precision: Precision | None = None
+    date_note: str | None = None
     sources: list[Citation]
     revision: int = Field(description="1 when created, then one more for each change.")
     created_at: dt.datetime
@@ -120,7 +124,9 @@ class EmployerDisputePage(BaseModel):
     """A page of employer disputes, in id order."""
 
     items: list[EmployerDispute]
-    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+    )
 
 
 _KROLL_QUOTE = {

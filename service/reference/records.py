@@ -68,12 +68,12 @@ def covered_destinations(session: Session) -> list[str]:
 
 def destination_error(destination: str, covered: Iterable[str], field: str = "destination") -> dict[str, Any] | None:
     """A field error when `destination` is not one the service scores, else None."""
-    covered = sorted(covered)
-    if destination in covered:
+    codes = sorted(covered)
+    if destination in codes:
         return None
     return {
         "loc": ("body", field),
-        "msg": f"'{destination}' is not a covered destination (covered: {', '.join(covered)})",
+        "msg": f"'{destination}' is not a covered destination (covered: {', '.join(codes)})",
     }
 
 
@@ -151,7 +151,8 @@ def patch(session: Session, kind: RecordKind, record_id: str, changes: dict[str,
 
 def get(session: Session, kind: RecordKind, record_id: str) -> Any:
     """The current row of one record; 404 when there is none."""
-    row = session.get(kind.model, record_id[:64])
+    # Ids are at most 64 characters: a longer one names no record (and is not echoed back whole).
+    row = session.get(kind.model, record_id) if len(record_id) <= 64 else None
     if row is None:
         raise NotFound(f"No {kind.label} '{record_id[:64]}'.")
     return row
@@ -165,7 +166,7 @@ def as_item(row: Any) -> dict[str, Any]:
 def history(session: Session, kind: RecordKind, record_id: str) -> list[ReferenceRevision]:
     """Every revision of one record, oldest first; 404 when the record does not exist."""
     get(session, kind, record_id)
-    return store.history(session, kind.record_type, record_id[:64])
+    return store.history(session, kind.record_type, record_id)
 
 
 class InvalidCursor(ValueError):

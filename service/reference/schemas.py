@@ -117,8 +117,8 @@ class FieldChange(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: Any = Field(alias="from")
-    to: Any
+    from_: Any = Field(default=None, alias="from")
+    to: Any = None
 
 
 class RevisionEntry(BaseModel):

@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1/situations", tags=["situations"])
 DbSession = Annotated[Session, Depends(get_session)]
 Analyst = Annotated[Principal, Depends(require(Role.analyst))]
 Reader = Annotated[Principal, Depends(require(*ANY_ROLE))]
-SituationId = Annotated[str, Path(max_length=64, description="The situation's id.")]
+SituationId = Annotated[str, Path(description="The situation's id.")]
 CountryFilter = Annotated[str | None, Query(pattern=r"^[A-Z]{2}$", description="Only this country code.")]
 
 

@@ -99,7 +99,11 @@ class SituationPatch(BaseModel):
 
 
 class Situation(BaseModel):
-    """A situation as recorded, with its revision number and timestamps."""
+    """A situation as recorded, with its revision number and timestamps.
+
+    Every field is always sent (null when empty); optional ones have defaults only because the OpenAPI
+    document's examples leave nulls out.
+    """
 
     id: str
     home_country: str
@@ -108,11 +112,11 @@ class Situation(BaseModel):
     title: str
     started_on: dt.date
     start_precision: Precision
-    ended_on: dt.date | None
-    end_precision: Precision | None
-    date_note: str | None
+    ended_on: dt.date | None = None
+    end_precision: Precision | None = None
+    date_note: str | None = None
     severity: Severity
-    severity_note: str | None
+    severity_note: str | None = None
     sources: list[Citation]
     revision: int = Field(description="1 when created, then one more for each change.")
     created_at: dt.datetime
@@ -123,7 +127,9 @@ class SituationPage(BaseModel):
     """A page of situations, in id order."""
 
     items: list[Situation]
-    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+    )
 
 
 CREATE_EXAMPLE: dict[str, Any] = {

@@ -16,13 +16,26 @@ from risk_rules.reference import (
 
 BASE = {
     "destinations": [
-        {"code": "CN", "name": "PRC", "nationality_group": ["CN"], "situations_from": ["CN"],
-         "recognises_dual_nationality": False}
+        {
+            "code": "CN",
+            "name": "PRC",
+            "nationality_group": ["CN"],
+            "situations_from": ["CN"],
+            "recognises_dual_nationality": False,
+        }
     ],
     "situations": [
-        {"id": "s1", "home_country": "CA", "destination": "CN", "kind": "trade_dispute", "title": "t",
-         "started_on": "2020-01-01", "ended_on": "2020-12-31", "severity": "low",
-         "sources": [{"title": "an analyst's note", "url": "https://example.org", "date": "2020-01-02"}]}
+        {
+            "id": "s1",
+            "home_country": "CA",
+            "destination": "CN",
+            "kind": "trade_dispute",
+            "title": "t",
+            "started_on": "2020-01-01",
+            "ended_on": "2020-12-31",
+            "severity": "low",
+            "sources": [{"title": "an analyst's note", "url": "https://example.org", "date": "2020-01-02"}],
+        }
     ],
 }
 

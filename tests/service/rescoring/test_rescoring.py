@@ -187,3 +187,37 @@ def test_a_job_left_by_a_dead_worker_is_finished_after_a_restart(
             select(AssessmentRevision).where(AssessmentRevision.assessment_id == upcoming["id"])
         ).all()
         assert [r.job_id for r in revisions] == [job_id]
+
+
+def test_acceptance_through_the_api(client: TestClient, tenant: Any, sessions: Any) -> None:
+    """An analyst records an extradition case; the requester's upcoming trip is re-scored and names it,
+    its trip after `ended_on` is not touched, and an HR tool polling `changed_since` sees only the first."""
+    upcoming = create(client, tenant, trip_body("PY", FUTURE))
+    after_end = create(client, tenant, trip_body("PY", FUTURE + dt.timedelta(days=400)))
+    ended = create(client, tenant, trip_body("PY", PAST))
+    polled_at = dt.datetime.now(dt.UTC)
+    situation = {
+        "home_country": "PY",
+        "destination": "CN",
+        "kind": "extradition_case",
+        "title": "Paraguay holds a person the destination wants",
+        "started_on": (FUTURE - dt.timedelta(days=30)).isoformat(),
+        "ended_on": (FUTURE + dt.timedelta(days=60)).isoformat(),
+        "severity": "high",
+        "sources": [{"title": "Analyst note", "url": "https://example.org/py", "date": "2026-11-20"}],
+    }
+    response = client.post("/v1/situations", json=situation, headers=tenant.auth("analyst"))
+    assert response.status_code == 201, response.text
+    situation_id = response.json()["id"]
+    wait_for_jobs(sessions)
+
+    headers = tenant.auth("requester")
+    rescored = client.get(f"/v1/assessments/{upcoming['id']}", headers=headers).json()
+    factor = next(f for f in rescored["factors"] if f["id"] == "home_country_extradition_case")
+    assert "Paraguay holds a person the destination wants" in factor["reason"]
+    assert rescored["score"]["probability"] > upcoming["score"]["probability"]
+    assert rescored["revision_reason"].startswith(f"situation {situation_id} added")
+    for untouched in (after_end, ended):
+        assert client.get(f"/v1/assessments/{untouched['id']}", headers=headers).json()["revision"] == 1
+    moved = client.get("/v1/assessments", params={"changed_since": polled_at.isoformat()}, headers=headers).json()
+    assert [item["id"] for item in moved["items"]] == [upcoming["id"]]
