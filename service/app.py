@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
+from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
@@ -141,8 +142,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
-    """Document every error as problem details: add the schema and replace FastAPI's default 422."""
+    """Document every error as problem details: add the schema and replace FastAPI's default 422.
+
+    Also publishes the assessment request's schema, which POST /v1/assessments documents by reference
+    because it reads its body itself.
+    """
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    request_schema = AssessmentRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, schema in request_schema.pop("$defs", {}).items():
+        schemas.setdefault(name, schema)
+    schemas.setdefault("AssessmentRequest", request_schema)
     problem_schema = problems.ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["ProblemDetails"] = problem_schema

@@ -33,9 +33,13 @@ async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """The caller's principal, from the bearer key; 401 when there is none or it is not valid."""
-    if credentials is None:
+    return await principal_for(request, session, credentials.credentials if credentials else None)
+
+
+async def principal_for(request: Request, session: Session, presented: str | None) -> Principal:
+    """The principal of a presented key (cached per worker); 401 when there is none or it is not valid."""
+    if presented is None:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
-    presented = credentials.credentials
     cache: keys.VerifiedKeyCache = request.app.state.key_cache
     principal = cache.get(presented)
     if principal is None:
@@ -48,15 +52,26 @@ async def authenticate(
     return principal
 
 
+def bearer_key(request: Request) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, as `HTTPBearer(auto_error=False)` reads it."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key if scheme.lower() == "bearer" and key else None
+
+
+def check_role(principal: Principal, allowed: frozenset[Role]) -> Principal:
+    """403 unless the principal's role is one of `allowed`."""
+    if principal.role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise Forbidden(f"The role '{principal.role.value}' may not do this; it needs one of: {names}.")
+    return principal
+
+
 def require(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency that admits only the given roles (403 for any other)."""
     allowed = frozenset(roles)
-    names = ", ".join(sorted(r.value for r in allowed))
 
     async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if principal.role not in allowed:
-            raise Forbidden(f"The role '{principal.role.value}' may not do this; it needs one of: {names}.")
-        return principal
+        return check_role(principal, allowed)
 
     return check
 
