@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from risk_rules.errors import TravelriskError
 from risk_rules.forms import AssessmentRequest
+from service.commands.common import fail
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -21,11 +22,6 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         path = ".".join(str(p) for p in error["loc"])
         lines.append(f"{prefix}{path or '(body)'}: {error['msg']}")
     return "\n".join(lines)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def assess(

@@ -12,23 +12,19 @@ import getpass
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
-from sqlalchemy.orm import Session
 
 from risk_rules.reference import bundled_reference_path
-from service.db import create_db_engine, create_session_factory, session_scope, upgrade_database
+from service.commands.common import command_session, fail
 from service.reference.checks import check_reference_set
 from service.reference.models import DESTINATION, EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
 from service.reference.records import covered_destinations
 from service.reference.store import export_reference_set, load_reference_set, reference_version
 from service.rescoring.service import enqueue_rescoring
-from service.settings import get_settings
 
 app = typer.Typer(help="Reference data: load, export and import the whole set as one file.", no_args_is_help=True)
 
@@ -39,24 +35,6 @@ SECTIONS = (
     ("situations", SITUATION),
     ("employer_disputes", EMPLOYER_DISPUTE),
 )
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    settings = get_settings()
-    # The embedded default should work before the first `serve`: bring the schema up to date first.
-    upgrade_database(settings.database_url)
-    engine = create_db_engine(settings)
-    try:
-        with session_scope(create_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _actor(command: str, origin: str) -> str:
@@ -72,25 +50,25 @@ def _read(file: str) -> Any:
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
     try:
         return json.loads(text) if file.lower().endswith(".json") else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise _fail(f"{file}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise fail(f"{file}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
-        raise _fail(f"{file}: malformed YAML: {exc}") from None
+        raise fail(f"{file}: malformed YAML: {exc}") from None
 
 
 def _apply(document: Any, origin: str, command: str) -> None:
     """Check the whole set, then write it in one transaction, or report every problem and write nothing."""
-    with _session() as session:
+    with command_session() as session:
         parsed, problems = check_reference_set(document, covered_destinations(session))
         if parsed is None:
             for problem in problems:
                 typer.echo(f"{origin}: {problem}", err=True)
             count = len(problems)
             # Raising leaves the transaction uncommitted: nothing of the file is written.
-            raise _fail(f"{count} problem{'s' if count != 1 else ''} in {origin}; nothing was written")
+            raise fail(f"{count} problem{'s' if count != 1 else ''} in {origin}; nothing was written")
         changes = load_reference_set(session, parsed, _actor(command, origin))
         for change in changes:
             if change.revision is not None and change.record_type in (SITUATION, EMPLOYER_DISPUTE):
@@ -146,8 +124,8 @@ def export(
     """Write the whole reference set as one file (in the bundled file's schema), for review or import."""
     suffix = Path(file).suffix.lower() if file != "-" else ".yaml"
     if suffix not in (".yaml", ".yml", ".json"):
-        raise _fail(f"cannot tell the format of {file}: name it *.yaml, *.yml or *.json (or '-' for YAML on stdout)")
-    with _session() as session:
+        raise fail(f"cannot tell the format of {file}: name it *.yaml, *.yml or *.json (or '-' for YAML on stdout)")
+    with command_session() as session:
         document = _without_empty_citation_fields(export_reference_set(session))
         version = reference_version(session)
     if suffix == ".json":
@@ -161,6 +139,6 @@ def export(
     try:
         Path(file).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise _fail(f"cannot write {file}: {exc.strerror}") from None
+        raise fail(f"cannot write {file}: {exc.strerror}") from None
     counts = ", ".join(f"{len(document[section])} {section}" for section, _ in SECTIONS)
     typer.echo(f"exported {counts} ({version}) to {file}", err=True)

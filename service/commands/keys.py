@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
-from service.db import create_db_engine, create_session_factory, session_scope, upgrade_database
+from service.commands.common import command_session
 from service.keys import service
 from service.keys.models import Role
-from service.settings import get_settings
 from service.tenants import service as tenants
 
 app = typer.Typer(help="API keys: create, list and revoke.", no_args_is_help=True)
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    settings = get_settings()
-    # The embedded default should work before the first `serve`: bring the schema up to date first.
-    upgrade_database(settings.database_url)
-    engine = create_db_engine(settings)
-    try:
-        with session_scope(create_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 @app.command()
@@ -41,7 +24,7 @@ def create(
         raise typer.BadParameter(
             "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit", param_hint="--tenant"
         )
-    with _session() as session:
+    with command_session() as session:
         issued = service.create_key(session, tenant, role)
     typer.echo(issued.secret)
 
@@ -51,7 +34,7 @@ def list_keys(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
 ) -> None:
     """List keys (id, tenant, role, created, revoked); never the keys themselves."""
-    with _session() as session:
+    with command_session() as session:
         tenant_id = None
         if tenant is not None:
             found = tenants.get_by_name(session, tenant)
@@ -74,7 +57,7 @@ def revoke(
 ) -> None:
     """Revoke a key: it fails authentication from now on and stays listed."""
     wanted = service.parse_key_id(key_id) or key_id
-    with _session() as session:
+    with command_session() as session:
         record = service.get_key(session, wanted)
         if record is None:
             typer.echo(f"no key with id {wanted!r}", err=True)
