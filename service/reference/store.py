@@ -82,24 +82,23 @@ class Change:
         return self.revision.action if self.revision else None
 
 
+# The columns look-ups filter on, copied from the document; the dates of both dated record types.
+_FILTER_COLUMNS = {
+    SITUATION: ("home_country", "destination", "kind"),
+    EMPLOYER_DISPUTE: ("name", "destination", "kind"),
+}
+
+
 def _columns(record_type: str, document: dict[str, Any]) -> dict[str, Any]:
-    if record_type == SITUATION:
-        return {
-            "home_country": document["home_country"],
-            "destination": document["destination"],
-            "kind": document["kind"],
-            "started_on": dt.date.fromisoformat(document["started_on"]),
-            "ended_on": dt.date.fromisoformat(document["ended_on"]) if document.get("ended_on") else None,
-        }
-    if record_type == EMPLOYER_DISPUTE:
-        return {
-            "name": document["name"],
-            "destination": document["destination"],
-            "kind": document["kind"],
-            "started_on": dt.date.fromisoformat(document["started_on"]),
-            "ended_on": dt.date.fromisoformat(document["ended_on"]) if document.get("ended_on") else None,
-        }
-    return {}
+    names = _FILTER_COLUMNS.get(record_type)
+    if names is None:
+        return {}
+    ended = document.get("ended_on")
+    return {
+        **{name: document[name] for name in names},
+        "started_on": dt.date.fromisoformat(document["started_on"]),
+        "ended_on": dt.date.fromisoformat(ended) if ended else None,
+    }
 
 
 def _record_id(record_type: str, record: BaseModel) -> str:
