@@ -7,12 +7,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from risk_rules.forms import CountryCode
 from risk_rules.reference import DisputeKind, EmployerDisputeIn, Precision, normalise_organisation
 from service.dated_records.declaration import DatedRecordKind, ListFilter
-from service.dated_records.schemas import page_of, patch_form
+from service.dated_records.schemas import ended_not_before_started, page_of, patch_form
 from service.reference.models import EMPLOYER_DISPUTE, EmployerDisputeRecord
 from service.reference.schemas import (
     Citation,
@@ -72,13 +72,7 @@ class EmployerDisputeCreate(BaseModel):
     sources: Sources = Field(description=_DESCRIPTIONS["sources"])
 
     # A field validator rather than a model validator, so that the error names `ended_on`.
-    @field_validator("ended_on")
-    @classmethod
-    def _after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
-        started = info.data.get("started_on")
-        if value is not None and started is not None and value < started:
-            raise ValueError(f"ended_on ({value}) is before started_on ({started})")
-        return value
+    _period = field_validator("ended_on")(ended_not_before_started)
 
 
 class EmployerDispute(BaseModel):

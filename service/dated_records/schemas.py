@@ -3,11 +3,20 @@ the page."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model
 
 from service.reference.schemas import RecordId
+
+
+def ended_not_before_started(value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+    """A create form's `ended_on` check (as a field validator, so that the error names `ended_on`)."""
+    started = info.data.get("started_on")
+    if value is not None and started is not None and value < started:
+        raise ValueError(f"ended_on ({value}) is before started_on ({started})")
+    return value
 
 
 def patch_form(create: type[BaseModel], name: str, doc: str) -> type[BaseModel]:

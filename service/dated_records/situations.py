@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from risk_rules.forms import CountryCode
 from risk_rules.reference import Precision, Severity, SituationIn, SituationKind
 from service.dated_records.declaration import DatedRecordKind, ListFilter
-from service.dated_records.schemas import page_of, patch_form
+from service.dated_records.schemas import ended_not_before_started, page_of, patch_form
 from service.reference.models import SITUATION, SituationRecord
 from service.reference.schemas import (
     Citation,
@@ -71,13 +71,7 @@ class SituationCreate(BaseModel):
             raise ValueError("destination equals home_country: a situation is between two different countries")
         return value
 
-    @field_validator("ended_on")
-    @classmethod
-    def _after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
-        started = info.data.get("started_on")
-        if value is not None and started is not None and value < started:
-            raise ValueError(f"ended_on ({value}) is before started_on ({started})")
-        return value
+    _period = field_validator("ended_on")(ended_not_before_started)
 
 
 class Situation(BaseModel):
