@@ -101,6 +101,32 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_review_events")),
     )
     op.create_index("ix_review_events_assessment", "review_events", ["assessment_id", "id"])
+    _forbid_changes(APPEND_ONLY)
+
+
+# Decisions and their history are evidence: the database itself refuses to change or delete them, so that
+# neither a bug nor a hand-written statement can rewrite what was decided.
+APPEND_ONLY = ("assessment_reviews", "review_events")
+
+
+def _forbid_changes(tables: Sequence[str]) -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION travelrisk_append_only() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE EXCEPTION '% is append-only: rows are never changed or deleted', TG_TABLE_NAME; END $$"
+        )
+        for table in tables:
+            op.execute(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+                " FOR EACH ROW EXECUTE FUNCTION travelrisk_append_only()"
+            )
+        return
+    for table in tables:
+        for action in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}"
+                f" BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows are never changed or deleted'); END"
+            )
 
 
 def _backfill_assessments() -> None:
@@ -156,10 +182,13 @@ def _backfill_assessments() -> None:
 
 
 def downgrade() -> None:
+    # Dropping the tables drops their triggers; the PostgreSQL trigger function goes with them.
     op.drop_index("ix_review_events_assessment", table_name="review_events")
     op.drop_table("review_events")
     op.drop_index("ix_assessment_reviews_assessment", table_name="assessment_reviews")
     op.drop_table("assessment_reviews")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS travelrisk_append_only()")
     with op.batch_alter_table("assessments") as batch:
         batch.drop_index("ix_assessments_tenant_review")
         for column in (

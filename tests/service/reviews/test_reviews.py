@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError
 
 from service.db import create_db_engine, create_session_factory
 from service.reviews.models import AssessmentReview, ReviewEvent
@@ -269,6 +270,19 @@ def test_reviews_are_append_only(client: TestClient, tenant: Any, sessions: Any)
     assert client.post(one, json=body, headers=tenant.auth("admin")).status_code == 405
     assert _snapshot(sessions, assessment["id"]) == before
     assert client.get(one, headers=tenant.auth("reviewer")).json() == review
+
+    # The database refuses too: neither a bug nor a hand-written statement rewrites a decision.
+    for statement in (
+        update(AssessmentReview).where(AssessmentReview.id == review["id"]).values(decision="approved"),
+        delete(AssessmentReview).where(AssessmentReview.id == review["id"]),
+        update(ReviewEvent).where(ReviewEvent.review_id == review["id"]).values(state_after="approved"),
+        delete(ReviewEvent).where(ReviewEvent.review_id == review["id"]),
+    ):
+        with sessions() as session:
+            with pytest.raises(DBAPIError, match="append-only"):
+                session.execute(statement)
+            session.rollback()
+    assert _snapshot(sessions, assessment["id"]) == before
 
 
 def test_roles(client: TestClient, tenant: Any) -> None:
