@@ -18,9 +18,15 @@ from service.rescoring.service import enqueue_rescoring
 from tests.service.rescoring.test_rescoring import FUTURE, trip_body, wait_for_jobs
 from tests.service.review_helpers import create, decide, put_policy, state_of
 
-# An undeclared traveller scores about 6e-7; with an extradition case of their country, about 8e-6.
-# These (stricter than the model's) thresholds put the first in `elevated` and the second in `high`.
-THRESHOLDS = {"elevated": 5e-7, "high": 5e-6}
+
+def thresholds(client: TestClient, make_tenant: Any, citizenship: str) -> dict[str, float]:
+    """Thresholds (stricter than the model's) that put an undeclared traveller of `citizenship` in
+    `elevated`, and the same traveller once an extradition case of their country is recorded (which
+    multiplies the probability several times) in `high`."""
+    probe = make_tenant()
+    probability = create(client, probe, trip_body(citizenship, FUTURE))["score"]["probability"]
+    model = client.get("/v1/policy", headers=probe.auth("admin")).json()["model_thresholds"]
+    return {"elevated": min(model["elevated"], probability / 2), "high": min(model["high"], probability * 2)}
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +64,15 @@ def reviews(client: TestClient, tenant: Any, assessment: dict[str, Any]) -> dict
 
 
 def test_a_raised_band_reopens_a_decision_and_a_lower_one_keeps_it(
-    client: TestClient, tenant: Any, sessions: Any
+    client: TestClient, tenant: Any, make_tenant: Any, sessions: Any
 ) -> None:
-    put_policy(client, tenant, review_bands=["elevated", "high", "severe"], thresholds=THRESHOLDS)
+    limits = thresholds(client, make_tenant, "LU")
+    put_policy(client, tenant, review_bands=["elevated", "high", "severe"], thresholds=limits)
     assessment = create(client, tenant, trip_body("LU", FUTURE))
     assert assessment["score"]["band"] == "elevated" and assessment["review"]["state"] == "pending"
     assert decide(client, tenant.auth("reviewer"), assessment).json()["state_after"] == "approved"
     # A policy change after the decision: stored assessments keep the version they were judged under.
-    put_policy(client, tenant, review_bands=["elevated", "high", "severe"], thresholds=THRESHOLDS, severe_approvals=2)
+    put_policy(client, tenant, review_bands=["elevated", "high", "severe"], thresholds=limits, severe_approvals=2)
 
     case = situation("LU")
     record(sessions, case)
@@ -107,8 +114,10 @@ def test_a_raised_band_reopens_a_decision_and_a_lower_one_keeps_it(
     ]
 
 
-def test_a_raised_band_makes_a_review_required(client: TestClient, tenant: Any, sessions: Any) -> None:
-    put_policy(client, tenant, thresholds=THRESHOLDS)  # high and severe need review
+def test_a_raised_band_makes_a_review_required(
+    client: TestClient, tenant: Any, make_tenant: Any, sessions: Any
+) -> None:
+    put_policy(client, tenant, thresholds=thresholds(client, make_tenant, "MT"))  # high and severe need review
     assessment = create(client, tenant, trip_body("MT", FUTURE))
     assert assessment["score"]["band"] == "elevated" and assessment["review"]["state"] == "not_required"
     record(sessions, situation("MT"))
