@@ -17,18 +17,20 @@ from starlette.concurrency import run_in_threadpool
 from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
+from service.dated_records.kinds import EMPLOYER_DISPUTES, SITUATIONS
+from service.dated_records.router import router_for
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
 from service.destinations.router import router as destinations_router
-from service.employer_disputes.router import router as employer_disputes_router
 from service.health.router import router as health_router
 from service.keys.router import router as keys_router
 from service.keys.service import VerifiedKeyCache
 from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
+from service.policy.router import router as policy_router
 from service.rescoring.service import Rescorer
+from service.reviews.router import router as reviews_router
 from service.settings import Settings, get_settings
-from service.situations.router import router as situations_router
 
 DESCRIPTION = """\
 Scores the risk that a traveller is detained or barred from leaving a destination (China, Hong Kong,
@@ -42,6 +44,16 @@ Every `/v1` call needs `Authorization: Bearer <key>` (create one with
 
 TAGS = [
     {"name": "assessments", "description": "Score a trip; read stored assessments (your tenant's only)."},
+    {
+        "name": "reviews",
+        "description": "Review decisions on assessments whose band the tenant's policy sends to review (roles"
+        " `reviewer` and `admin` decide; four eyes; never changed or deleted), and the review queue.",
+    },
+    {
+        "name": "policy",
+        "description": "The tenant's review policy: bands that need review, approvals for severe trips, stricter"
+        " thresholds; every change is a new version (role `admin` changes it, any role reads it).",
+    },
     {"name": "model", "description": "The active model and the factors it weighs."},
     {
         "name": "situations",
@@ -114,8 +126,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     middleware.install(app, body_limit=settings.max_body_bytes)
     for router in (
         assessments_router,
-        situations_router,
-        employer_disputes_router,
+        reviews_router,
+        policy_router,
+        router_for(SITUATIONS),
+        router_for(EMPLOYER_DISPUTES),
         destinations_router,
         model_router,
         keys_router,
