@@ -1,0 +1,367 @@
+"""The workspace's pages under /ui/: sign-in, the review queue, assessments, the model, reference data.
+
+Every page reads through the same service functions as the API, within the officer's tenant; every form
+carries the session's CSRF token and is refused without it. A page is one request and one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from service.assessments import service as assessments
+from service.db import get_session, run_db_work
+from service.keys import service as keys
+from service.keys.models import Role
+from service.problems import CsrfRejected, InvalidInput, NotFound
+from service.reference import records
+from service.ui import reference, sessions, views
+from service.ui.pages import READERS, SignedIn, check_csrf, render, require_roles
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def _secure(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS, directly or through a proxy that says so."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after signing in: only a workspace path of this site (no open redirect)."""
+    if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui/"
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing in and out
+
+
+@router.get("/sign-in")
+def sign_in_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query's name
+    """The sign-in form, with a fresh token for its own CSRF check (there is no session yet)."""
+    token = sessions.new_token()
+    response = render(request, "sign_in.html", {"csrf_token": token, "next": _safe_next(next), "error": None})
+    response.set_cookie(
+        sessions.SIGN_IN_COOKIE,
+        token,
+        max_age=3600,
+        path="/ui/sign-in",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return response
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request, session: DbSession) -> Response:
+    """Opens a session for a valid key. A wrong key shows the form again, saying only that it is not valid."""
+    form = await check_csrf(request, request.cookies.get(sessions.SIGN_IN_COOKIE))
+    presented = form.get("api_key")
+    target = _safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
+    principal = None
+    if isinstance(presented, str) and presented.strip():
+        principal = await run_db_work(request, keys.verify, session, presented.strip())
+    if principal is None:
+        token = request.cookies.get(sessions.SIGN_IN_COOKIE)
+        # The key is not echoed back: the field comes back empty.
+        return render(
+            request,
+            "sign_in.html",
+            {"csrf_token": token, "next": target, "error": "That API key is not valid. Check it and try again."},
+            status=401,
+        )
+    lifetime = dt.timedelta(seconds=request.app.state.settings.ui_session_seconds)
+
+    def open_and_commit() -> sessions.NewSession:
+        opened = sessions.open_session(session, principal, lifetime)
+        session.connection()
+        with request.app.state.write_lock:
+            session.commit()
+        return opened
+
+    opened = await run_db_work(request, open_and_commit)
+    response = _see_other(target)
+    response.set_cookie(
+        sessions.COOKIE,
+        opened.token,
+        max_age=int(lifetime.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    response.delete_cookie(sessions.SIGN_IN_COOKIE, path="/ui/sign-in")
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """Ends the session (the row is deleted, the cookie cleared)."""
+    await check_csrf(request, signed_in.csrf_token)
+
+    def close() -> None:
+        sessions.close_session(session, request.cookies.get(sessions.COOKIE))
+        session.connection()
+        with request.app.state.write_lock:
+            session.commit()
+
+    await run_db_work(request, close)
+    response = _see_other("/ui/sign-in")
+    response.delete_cookie(sessions.COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+@router.get("")
+def home(signed_in: SignedIn) -> Response:
+    """Each role's starting page."""
+    role = signed_in.principal.role
+    if role in (Role.reviewer, Role.admin):
+        return _see_other("/ui/queue")
+    if role == Role.requester:
+        return _see_other("/ui/assessments")
+    return _see_other("/ui/reference/situations")
+
+
+# ---------------------------------------------------------------------------------------------
+# Queue and assessments
+
+
+@router.get("/queue")
+def queue(request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """The tenant's trips waiting for a decision, earliest departure first."""
+    require_roles(signed_in, frozenset({Role.reviewer, Role.admin}), "open the review queue")
+    items = views.open_reviews(session, signed_in.principal.tenant_id)
+    return render(request, "queue.html", {"items": items})
+
+
+@router.get("/assessments")
+def assessment_list(
+    request: Request,
+    signed_in: SignedIn,
+    session: DbSession,
+    reference_q: Annotated[str | None, Query(alias="traveler_reference", max_length=100)] = None,
+    band: Annotated[str | None, Query(pattern="^(|low|elevated|high|severe)$")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The tenant's assessments, newest first, filterable by traveller reference and band."""
+    require_roles(signed_in, READERS, "read assessments")
+    filters = assessments.ListFilters(traveler_reference=reference_q or None, band=band or None)
+    try:
+        rows, next_cursor = assessments.list_page(session, signed_in.principal.tenant_id, filters, 25, cursor)
+    except assessments.InvalidCursor as exc:
+        raise InvalidInput(
+            "The page link is not valid: go back to the first page.",
+            [{"field": "cursor", "message": str(exc), "location": "query"}],
+        ) from exc
+    query = {k: v for k, v in (("traveler_reference", reference_q), ("band", band)) if v}
+    next_url = f"/ui/assessments?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
+    return render(
+        request,
+        "assessments.html",
+        {"rows": rows, "next_url": next_url, "traveler_reference": reference_q or "", "band": band or ""},
+    )
+
+
+def _owned(session: Session, signed_in: sessions.OpenSession, assessment_id: str) -> Any:
+    row = assessments.get(session, signed_in.principal.tenant_id, assessment_id[:64])
+    if row is None:
+        raise NotFound(f"No assessment '{assessment_id[:64]}' in your tenant.")
+    return row
+
+
+@router.get("/assessments/{assessment_id}")
+def assessment_page(assessment_id: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """One assessment: score, waterfall, factors with their records and evidence, legs, mitigations,
+    revisions, and (for reviewers) the review history and form."""
+    require_roles(signed_in, READERS, "read assessments")
+    row = _owned(session, signed_in, assessment_id)
+    body = assessments.revision_body(session, row)
+    assert body is not None
+    context = views.assessment_view(session, body)
+    context["row"] = row
+    context["request_document"] = row.request
+    return render(request, "assessment.html", context)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+@router.get("/model")
+def model_page(request: Request, signed_in: SignedIn) -> Response:
+    """The active model's card, its coefficients as a forest plot, and its validation figures."""
+    assessor = request.app.state.scoring.assessor()
+    context = views.model_view(assessor.model_card(), assessor.model.document)
+    return render(request, "model.html", context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference data
+
+
+def _page_kind(slug: str) -> reference.PageKind:
+    page = reference.KINDS.get(slug)
+    if page is None:
+        raise NotFound(f"There is no kind of reference record called '{slug[:40]}'.")
+    return page
+
+
+@router.get("/reference/{slug}")
+def record_table(
+    slug: str,
+    request: Request,
+    signed_in: SignedIn,
+    session: DbSession,
+    q: Annotated[str, Query(max_length=200)] = "",
+    destination: Annotated[str, Query(pattern=r"^([A-Z]{2})?$")] = "",
+    kind: Annotated[str, Query(max_length=40)] = "",
+    active_on: Annotated[str, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = "",
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """A searchable table of one kind of record; with htmx, only the table's rows are sent back."""
+    page = _page_kind(slug)
+    try:
+        day = dt.date.fromisoformat(active_on) if active_on else None
+    except ValueError as exc:
+        raise InvalidInput(
+            "active_on is not a date.", [{"field": "active_on", "message": "use YYYY-MM-DD", "location": "query"}]
+        ) from exc
+    search = reference.Search(text=q, destination=destination, kind=kind, active_on=day)
+    try:
+        items, next_cursor = reference.search_page(session, page, search, 50, cursor)
+    except records.InvalidCursor as exc:
+        raise InvalidInput(
+            "The page link is not valid: go back to the first page.",
+            [{"field": "cursor", "message": str(exc), "location": "query"}],
+        ) from exc
+    query = {k: v for k, v in (("q", q), ("destination", destination), ("kind", kind), ("active_on", active_on)) if v}
+    next_url = f"/ui/reference/{slug}?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
+    kinds = next((f.options for f in page.form_fields if f.name == "kind"), ())
+    context = {
+        "page": page,
+        "items": items,
+        "next_url": next_url,
+        "search": search,
+        "active_on": active_on,
+        "kinds": kinds,
+        "destinations": records.covered_destinations(session),
+        "can_edit": signed_in.principal.role == Role.analyst,
+    }
+    if request.headers.get("hx-request") == "true":
+        return render(request, "record_rows.html", context)
+    return render(request, "records.html", context)
+
+
+def _form_context(
+    page: reference.PageKind,
+    session: Session,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    record_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "page": page,
+        "values": values,
+        "citations": reference.citation_rows(values.get("sources")),
+        "errors": errors or {},
+        "record_id": record_id,
+        "sources": reference.SOURCE_TITLES,
+        "destinations": records.covered_destinations(session),
+    }
+
+
+@router.get("/reference/{slug}/new")
+def new_record_form(slug: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """An empty form for a new record (analysts)."""
+    page = _page_kind(slug)
+    require_roles(signed_in, frozenset({Role.analyst}), f"add {page.plural.lower()}")
+    return render(request, "record_form.html", _form_context(page, session, {}))
+
+
+@router.post("/reference/{slug}")
+async def create_record(slug: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """Records a new record through the API's own checks; an invalid form comes back with each error."""
+    page = _page_kind(slug)
+    require_roles(signed_in, frozenset({Role.analyst}), f"add {page.plural.lower()}")
+    form = await check_csrf(request, signed_in.csrf_token)
+    document = reference.document_from_form(page, form, for_patch=False)
+    actor = records.actor_of(signed_in.principal)
+
+    def create() -> Any:
+        checked = records.validate_form(page.kind, document)
+        return records.create(session, page.kind, checked, actor)
+
+    try:
+        row = await run_db_work(request, records.write, session, request.app.state.write_lock, create)
+    except InvalidInput as exc:
+        errors = reference.errors_by_field(exc.errors)
+        return render(request, "record_form.html", _form_context(page, session, document, errors), status=422)
+    return _see_other(f"/ui/reference/{slug}/{row.id}")
+
+
+@router.get("/reference/{slug}/{record_id}")
+def record_page(slug: str, record_id: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """One record with its history; analysts also get the form to change it."""
+    page = _page_kind(slug)
+    row = records.get(session, page.kind, record_id)
+    history = records.history(session, page.kind, record_id)
+    context = _form_context(page, session, dict(row.document), record_id=record_id)
+    context.update(
+        {
+            "item": records.as_item(row),
+            "history": list(reversed(history)),
+            "can_edit": signed_in.principal.role == Role.analyst,
+        }
+    )
+    return render(request, "record.html", context)
+
+
+@router.post("/reference/{slug}/{record_id}")
+async def update_record(
+    slug: str, record_id: str, request: Request, signed_in: SignedIn, session: DbSession
+) -> Response:
+    """Changes a record as PATCH does (merged, checked whole, a revision logged when something changed)."""
+    page = _page_kind(slug)
+    require_roles(signed_in, frozenset({Role.analyst}), f"change {page.plural.lower()}")
+    form = await check_csrf(request, signed_in.csrf_token)
+    changes = reference.document_from_form(page, form, for_patch=True)
+    actor = records.actor_of(signed_in.principal)
+
+    def patch() -> Any:
+        return records.patch(session, page.kind, record_id, changes, actor)
+
+    try:
+        await run_db_work(request, records.write, session, request.app.state.write_lock, patch)
+    except InvalidInput as exc:
+        session.rollback()
+        row = records.get(session, page.kind, record_id)
+        context = _form_context(
+            page, session, {**row.document, **changes}, reference.errors_by_field(exc.errors), record_id
+        )
+        context.update(
+            {
+                "item": records.as_item(row),
+                "history": list(reversed(records.history(session, page.kind, record_id))),
+                "can_edit": True,
+            }
+        )
+        return render(request, "record.html", context, status=422)
+    return _see_other(f"/ui/reference/{slug}/{record_id}")
+
+
+__all__ = ["router", "CsrfRejected"]
