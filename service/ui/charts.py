@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 WIDTH = 760
-LABEL_WIDTH = 290
+LABEL_WIDTH = 330
 VALUE_WIDTH = 110
 ROW = 30
 BAR = 18
@@ -115,7 +115,7 @@ def _text(x: float, y: float, text: str, css: str, anchor: str = "start") -> str
     return f'<text x="{x}" y="{y}" class="{css}" text-anchor="{anchor}">{escape(text)}</text>'
 
 
-def _clip(text: str, limit: int = 40) -> str:
+def _clip(text: str, limit: int = 46) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

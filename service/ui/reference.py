@@ -63,7 +63,10 @@ class PageKind:
                 continue
             resolved = _resolve(spec, schema)
             widget, options = "text", ()
-            if "enum" in resolved:
+            if name == "destination":
+                # Only destinations the service scores are accepted: offer exactly those.
+                widget = "destination"
+            elif "enum" in resolved:
                 widget, options = "select", tuple(resolved["enum"])
             elif resolved.get("format") == "date":
                 widget = "date"
@@ -123,11 +126,15 @@ BY_PREFIX = {page.derived_prefix: page for page in KINDS.values()}
 
 
 def source_titles() -> dict[str, str]:
-    """Bundled reference source id → its title (the first line of its text)."""
-    titles = {}
-    for path in sorted(bundled_sources_dir().glob("*.txt")):
-        with path.open(encoding="utf-8") as handle:
-            titles[path.stem] = handle.readline().strip() or path.stem
+    """Bundled reference source id → its title, from the sources' README table (`| `id` | title | …`)."""
+    folder = bundled_sources_dir()
+    titles = {path.stem: path.stem for path in sorted(folder.glob("*.txt"))}
+    readme = folder / "README.md"
+    if readme.is_file():
+        for line in readme.read_text(encoding="utf-8").splitlines():
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if len(cells) >= 4 and cells[0].startswith("`") and cells[0].strip("`") in titles:
+                titles[cells[0].strip("`")] = f"{cells[1]} ({cells[2]}, {cells[3]})"
     return titles
 
 
@@ -219,9 +226,7 @@ def document_from_form(page: PageKind, form: Mapping[str, Any], *, for_patch: bo
 def citation_rows(sources: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The citation rows a form shows: the record's citations, then at least one empty row."""
     rows = [dict(s) for s in (sources or [])]
-    while len(rows) < max(CITATION_ROWS, len(rows) + 1):
-        rows.append({})
-    return rows
+    return rows + [{} for _ in range(max(CITATION_ROWS, len(rows) + 1) - len(rows))]
 
 
 def errors_by_field(errors: list[dict[str, str]] | None) -> dict[str, str]:

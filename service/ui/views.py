@@ -16,6 +16,7 @@ from service.ui.charts import Estimate, forest_svg, waterfall_steps, waterfall_s
 from service.ui.reference import BY_PREFIX, SOURCE_TITLES
 
 REVIEW_BANDS = ("high", "severe")
+OTHER_RECORDS = {"third_country": "Third-country profile", "law": "Law in the destination's profile"}
 
 
 def cited_records(session: Session, derived_from: list[str]) -> list[dict[str, Any]]:
@@ -26,7 +27,8 @@ def cited_records(session: Session, derived_from: list[str]) -> list[dict[str, A
         page = BY_PREFIX.get(prefix)
         row = session.get(page.kind.model, record_id) if page is not None and record_id else None
         if page is None or row is None:
-            found.append({"reference": reference, "label": reference, "url": None})
+            label = f"{OTHER_RECORDS.get(prefix, prefix)}: {record_id}" if record_id else reference
+            found.append({"reference": reference, "label": label, "url": None})
             continue
         document = row.document
         found.append(
