@@ -27,7 +27,9 @@ from service.keys.service import VerifiedKeyCache
 from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
+from service.policy.router import router as policy_router
 from service.rescoring.service import Rescorer
+from service.reviews.router import router as reviews_router
 from service.settings import Settings, get_settings
 from service.situations.router import router as situations_router
 from service.ui.docs import router as docs_router
@@ -47,6 +49,16 @@ Every `/v1` call needs `Authorization: Bearer <key>` (create one with
 
 TAGS = [
     {"name": "assessments", "description": "Score a trip; read stored assessments (your tenant's only)."},
+    {
+        "name": "reviews",
+        "description": "Review decisions on assessments whose band the tenant's policy sends to review (roles"
+        " `reviewer` and `admin` decide; four eyes; never changed or deleted), and the review queue.",
+    },
+    {
+        "name": "policy",
+        "description": "The tenant's review policy: bands that need review, approvals for severe trips, stricter"
+        " thresholds; every change is a new version (role `admin` changes it, any role reads it).",
+    },
     {"name": "model", "description": "The active model and the factors it weighs."},
     {
         "name": "situations",
@@ -122,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     middleware.install(app, body_limit=settings.max_body_bytes)
     for router in (
         assessments_router,
+        reviews_router,
+        policy_router,
         situations_router,
         employer_disputes_router,
         destinations_router,

@@ -66,11 +66,14 @@ class Problem(HTTPException):
         title: str | None = None,
         errors: Sequence[Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(status_code=status, detail=detail, headers=dict(headers) if headers else None)
         self.kind = kind
         self.title = title or HTTPStatus(status).phrase
         self.errors = [dict(e) for e in errors] if errors is not None else None
+        # Problem-specific members of the body (RFC 9457 extensions), e.g. the current revision.
+        self.extensions = dict(extensions) if extensions else None
 
 
 class Unauthorized(Problem):
@@ -79,8 +82,8 @@ class Unauthorized(Problem):
 
 
 class Forbidden(Problem):
-    def __init__(self, detail: str) -> None:
-        super().__init__(403, detail)
+    def __init__(self, detail: str, *, kind: str | None = None, title: str | None = None) -> None:
+        super().__init__(403, detail, kind=kind, title=title)
 
 
 class NotFound(Problem):
@@ -89,8 +92,35 @@ class NotFound(Problem):
 
 
 class Conflict(Problem):
-    def __init__(self, detail: str, *, kind: str, title: str) -> None:
-        super().__init__(409, detail, kind=kind, title=title)
+    def __init__(self, detail: str, *, kind: str, title: str, extensions: Mapping[str, Any] | None = None) -> None:
+        super().__init__(409, detail, kind=kind, title=title, extensions=extensions)
+
+
+class StaleRevision(Conflict):
+    """A write based on an older revision of an assessment than the current one."""
+
+    def __init__(self, assessment_id: str, read: int, current: int) -> None:
+        super().__init__(
+            f"You read revision {read} of assessment '{assessment_id}', but it has been re-scored: the current"
+            f" revision is {current}. Read revision {current} and decide on it.",
+            kind="stale-revision",
+            title="Stale revision",
+            extensions={"current_revision": current},
+        )
+
+
+class ReviewNotOpen(Conflict):
+    """A decision on an assessment whose review state accepts none (not required, or already decided)."""
+
+    def __init__(self, detail: str, state: str) -> None:
+        super().__init__(detail, kind="review-not-open", title="Review not open", extensions={"review_state": state})
+
+
+class ReviewForbidden(Forbidden):
+    """A decision this key may not make on this assessment (four-eyes rules, no holder)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, kind="review-forbidden", title="Review not allowed")
 
 
 class ContentTooLarge(Problem):
@@ -265,6 +295,7 @@ async def _problem_handler(request: Request, exc: Exception) -> Response:
         kind=exc.kind,
         title=exc.title,
         errors=exc.errors,
+        extensions=exc.extensions,
     )
 
 
@@ -352,7 +383,7 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No key, or an unknown or revoked key.",
         403: "The key's role may not do this.",
         404: "No such object in the caller's tenant.",
-        409: "The Idempotency-Key was used with a different body.",
+        409: "The Idempotency-Key was used with a different body, or the object changed (see `type`).",
         413: "The body is larger than the limit.",
         415: "The body is not JSON.",
         422: "Invalid input; `errors` lists every invalid field.",
