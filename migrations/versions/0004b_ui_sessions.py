@@ -1,7 +1,7 @@
 """Sessions of the compliance officers' web workspace.
 
 Revision ID: 0004b_ui_sessions
-Revises: 0002
+Revises: 0004_reviews
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004b_ui_sessions"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004_reviews"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

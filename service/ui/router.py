@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
@@ -18,10 +19,12 @@ from service.assessments import service as assessments
 from service.db import get_session, run_db_work
 from service.keys import service as keys
 from service.keys.models import Role
-from service.problems import CsrfRejected, InvalidInput, NotFound
+from service.problems import Conflict, Forbidden, InvalidInput, NotFound, invalid_input
 from service.reference import records
+from service.reviews import service as reviews
+from service.reviews.schemas import ReviewIn
 from service.ui import reference, sessions, views
-from service.ui.pages import READERS, SignedIn, check_csrf, render, require_roles
+from service.ui.pages import READERS, REVIEWERS, SignedIn, check_csrf, render, require_roles
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -142,11 +145,34 @@ def home(signed_in: SignedIn) -> Response:
 
 
 @router.get("/queue")
-def queue(request: Request, signed_in: SignedIn, session: DbSession) -> Response:
-    """The tenant's trips waiting for a decision, earliest departure first."""
-    require_roles(signed_in, frozenset({Role.reviewer, Role.admin}), "open the review queue")
-    items = views.open_reviews(session, signed_in.principal.tenant_id)
-    return render(request, "queue.html", {"items": items})
+def queue(
+    request: Request,
+    signed_in: SignedIn,
+    session: DbSession,
+    band: Annotated[str, Query(pattern="^(|low|elevated|high|severe)$")] = "",
+    destination: Annotated[str, Query(pattern=r"^([A-Z]{2})?$")] = "",
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The tenant's trips waiting for a decision, earliest departure first (the API's queue)."""
+    require_roles(signed_in, REVIEWERS, "open the review queue")
+    filters = reviews.QueueFilters(band=band or None, destination=destination or None)
+    try:
+        rows, next_cursor = reviews.queue_page(session, signed_in.principal.tenant_id, filters, 50, cursor)
+    except reviews.InvalidCursor as exc:
+        raise InvalidInput(
+            "The page link is not valid: go back to the first page.",
+            [{"field": "cursor", "message": str(exc), "location": "query"}],
+        ) from exc
+    query = {k: v for k, v in (("band", band), ("destination", destination)) if v}
+    next_url = f"/ui/queue?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
+    context = {
+        "items": views.queue_items(rows),
+        "next_url": next_url,
+        "band": band,
+        "destination": destination,
+        "destinations": records.covered_destinations(session),
+    }
+    return render(request, "queue.html", context)
 
 
 @router.get("/assessments")
@@ -184,18 +210,70 @@ def _owned(session: Session, signed_in: sessions.OpenSession, assessment_id: str
     return row
 
 
-@router.get("/assessments/{assessment_id}")
-def assessment_page(assessment_id: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
-    """One assessment: score, waterfall, factors with their records and evidence, legs, mitigations,
-    revisions, and (for reviewers) the review history and form."""
-    require_roles(signed_in, READERS, "read assessments")
+def _assessment_context(session: Session, signed_in: sessions.OpenSession, assessment_id: str) -> dict[str, Any]:
     row = _owned(session, signed_in, assessment_id)
     body = assessments.revision_body(session, row)
     assert body is not None
     context = views.assessment_view(session, body)
     context["row"] = row
     context["request_document"] = row.request
-    return render(request, "assessment.html", context)
+    context.update(views.review_view(session, signed_in.principal, row, body.get("mitigations") or []))
+    return context
+
+
+@router.get("/assessments/{assessment_id}")
+def assessment_page(assessment_id: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """One assessment: score, waterfall, factors with their records and evidence, legs, mitigations,
+    revisions, the review history and (for reviewers other than the requester) the review form."""
+    require_roles(signed_in, READERS, "read assessments")
+    return render(request, "assessment.html", _assessment_context(session, signed_in, assessment_id))
+
+
+def review_form_document(form: dict[str, Any]) -> dict[str, Any]:
+    """The API's review body from the page's form. Conditions are one per line, and are sent only with
+    `approved_with_conditions`: the form pre-fills them from the mitigations, so that another decision
+    does not carry them by accident."""
+    decision = form.get("decision") if isinstance(form.get("decision"), str) else None
+    revision = form.get("revision")
+    document: dict[str, Any] = {
+        "decision": decision,
+        "revision": int(revision) if isinstance(revision, str) and revision.isdigit() else revision,
+        "rationale": form.get("rationale") if isinstance(form.get("rationale"), str) else "",
+    }
+    if decision == "approved_with_conditions":
+        text = form.get("conditions") if isinstance(form.get("conditions"), str) else ""
+        document["conditions"] = [line.strip() for line in text.splitlines() if line.strip()]
+    return document
+
+
+@router.post("/assessments/{assessment_id}/reviews")
+async def record_review(assessment_id: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
+    """Records a decision through the review service (the API's checks: four eyes, stale revision, open
+    state). A refused or invalid decision shows the assessment again, saying why; nothing is stored."""
+    require_roles(signed_in, REVIEWERS, "record reviews")
+    form = await check_csrf(request, signed_in.csrf_token)
+    document = review_form_document(form)
+
+    def decide() -> None:
+        try:
+            body = ReviewIn.model_validate(document)
+        except ValidationError as exc:
+            raise invalid_input([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+        session.connection()
+        with request.app.state.write_lock:
+            reviews.decide(session, signed_in.principal, assessment_id, body)
+            session.commit()
+
+    try:
+        await run_db_work(request, decide)
+    except (InvalidInput, Forbidden, Conflict) as exc:
+        session.rollback()
+        context = await run_db_work(request, _assessment_context, session, signed_in, assessment_id)
+        context["review_error"] = str(exc.detail)
+        context["review_errors"] = {e["field"]: e["message"] for e in exc.errors or []}
+        context["review_values"] = form
+        return render(request, "assessment.html", context, status=exc.status_code)
+    return _see_other(f"/ui/assessments/{assessment_id[:64]}#review")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +440,3 @@ async def update_record(
         )
         return render(request, "record.html", context, status=422)
     return _see_other(f"/ui/reference/{slug}/{record_id}")
-
-
-__all__ = ["router", "CsrfRejected"]

@@ -74,7 +74,14 @@ def open_session(session: Session, principal: Principal, lifetime: dt.timedelta)
 
 _LOOKUP = (
     select(
-        UiSession.csrf_token, UiSession.expires_at, ApiKey.id, ApiKey.role, ApiKey.revoked_at, Tenant.id, Tenant.name
+        UiSession.csrf_token,
+        UiSession.expires_at,
+        ApiKey.id,
+        ApiKey.role,
+        ApiKey.revoked_at,
+        ApiKey.holder,
+        Tenant.id,
+        Tenant.name,
     )
     .join(ApiKey, ApiKey.id == UiSession.key_id)
     .join(Tenant, Tenant.id == ApiKey.tenant_id)
@@ -88,10 +95,10 @@ def find_session(session: Session, token: str | None) -> OpenSession | None:
     row = session.execute(_LOOKUP.where(UiSession.id_hash == _hash(token))).one_or_none()
     if row is None:
         return None
-    csrf_token, expires_at, key_id, role, revoked_at, tenant_id, tenant_name = row
+    csrf_token, expires_at, key_id, role, revoked_at, holder, tenant_id, tenant_name = row
     if revoked_at is not None or expires_at <= utcnow():
         return None
-    principal = Principal(key_id=key_id, tenant_id=tenant_id, tenant_name=tenant_name, role=Role(role))
+    principal = Principal(key_id=key_id, tenant_id=tenant_id, tenant_name=tenant_name, role=Role(role), holder=holder)
     return OpenSession(principal=principal, csrf_token=csrf_token, expires_at=expires_at)
 
 

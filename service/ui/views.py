@@ -7,15 +7,17 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from service.assessments.models import Assessment
 from service.db import utcnow
+from service.keys.models import Role
+from service.keys.service import Principal
+from service.reviews import service as reviews
+from service.reviews.states import OPEN, Decision, PriorDecision, State, refusal
 from service.ui.charts import Estimate, forest_svg, waterfall_steps, waterfall_svg
 from service.ui.reference import BY_PREFIX, SOURCE_TITLES
 
-REVIEW_BANDS = ("high", "severe")
 OTHER_RECORDS = {"third_country": "Third-country profile", "law": "Law in the destination's profile"}
 
 
@@ -73,7 +75,7 @@ def assessment_view(session: Session, body: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The queue
+# The queue and the review
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +91,13 @@ class QueueItem:
     trip_end: dt.date
     top_factor: str | None
     state: str
-    waiting_since: dt.datetime
+    waiting_since: dt.datetime | None
 
     @property
     def waiting(self) -> str:
         """How long the trip has waited, in words: "3 d 4 h", "5 h 12 min", "8 min"."""
+        if self.waiting_since is None:
+            return "—"
         seconds = max(int((utcnow() - self.waiting_since).total_seconds()), 0)
         days, rest = divmod(seconds, 86_400)
         hours, rest = divmod(rest, 3_600)
@@ -105,58 +109,55 @@ class QueueItem:
         return f"{minutes} min"
 
 
-def _destinations(body: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys(leg["country"] for leg in body.get("legs", []) if leg.get("assessed")))
-
-
-def queue_item(row: Assessment, body: dict[str, Any], state: str, waiting_since: dt.datetime) -> QueueItem:
-    """A queue row from an assessment and its latest scoring."""
-    factors = body.get("factors") or []
-    return QueueItem(
-        id=row.id,
-        band=row.band or "",
-        probability=row.probability,
-        traveler_reference=row.traveler_reference,
-        destinations=_destinations(body),
-        trip_start=row.trip_start,
-        trip_end=row.trip_end,
-        top_factor=factors[0].get("title") if factors else None,
-        state=state,
-        waiting_since=waiting_since,
-    )
-
-
-def open_reviews(session: Session, tenant_id: str, limit: int = 200) -> list[QueueItem]:
-    """The tenant's trips whose latest scoring awaits a decision, earliest departure first."""
-    from service.rescoring.service import latest_response
-
-    rows = session.scalars(
-        select(Assessment)
-        .options(
-            load_only(
-                Assessment.id,
-                Assessment.band,
-                Assessment.probability,
-                Assessment.traveler_reference,
-                Assessment.trip_start,
-                Assessment.trip_end,
-                Assessment.response,
-                Assessment.current_revision,
-                Assessment.changed_at,
-                Assessment.created_at,
-            )
-        )
-        .where(Assessment.tenant_id == tenant_id, Assessment.band.in_(REVIEW_BANDS))
-        .order_by(Assessment.trip_start, Assessment.id)
-        .limit(limit)
-    )
+def queue_items(rows: list[Assessment]) -> list[QueueItem]:
+    """Queue rows as the page shows them (from the review service's queue items)."""
     items = []
     for row in rows:
-        body = latest_response(session, row)
-        state = (body.get("review") or {}).get("state", "pending")
-        if state in ("pending", "awaiting_second_review"):
-            items.append(queue_item(row, body, state, row.changed_at))
+        item = reviews.queue_item(row)
+        items.append(
+            QueueItem(
+                id=item["assessment_id"],
+                band=item["band"] or "",
+                probability=item["probability"],
+                traveler_reference=item["traveler_reference"],
+                destinations=item["destinations"],
+                trip_start=item["trip_start"],
+                trip_end=item["trip_end"],
+                top_factor=item["top_factor_title"],
+                state=item["state"],
+                waiting_since=item["waiting_since"],
+            )
+        )
     return items
+
+
+def review_view(session: Session, principal: Principal, row: Assessment, mitigations: list[str]) -> dict[str, Any]:
+    """The review part of an assessment page: history, and whether this officer gets the form (and if not,
+    why). The form goes only to reviewers and admins, never to whoever requested the trip."""
+    history = reviews.history(session, principal.tenant_id, row.id)
+    state = State(history["state"])
+    may_review = principal.role in (Role.reviewer, Role.admin)
+    notice = None
+    show_form = False
+    if may_review and state in OPEN:
+        round_ = 1 + sum(1 for event in history["history"] if event["cause"] == reviews.REOPENED)
+        prior = [
+            PriorDecision(item["holder"], Decision(item["decision"]))
+            for item in history["items"]
+            if item["round"] == round_
+        ]
+        notice = refusal(
+            state, principal.holder, principal.key_id, row.requested_by_holder, row.requested_by_key, prior
+        )
+        show_form = notice is None
+    return {
+        "review_history": history,
+        "review_state": state.value,
+        "show_review_form": show_form,
+        "review_notice": notice,
+        "decisions": [d.value for d in Decision],
+        "default_conditions": "\n".join(mitigations),
+    }
 
 
 # ---------------------------------------------------------------------------------------------

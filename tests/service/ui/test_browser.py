@@ -65,12 +65,31 @@ def screenshots() -> Path:
 
 @dataclass
 class Workspace:
-    """A running server over its own SQLite file, with one tenant's keys and a severe assessment."""
+    """A running server over its own SQLite file, with one tenant's keys and two severe assessments.
+
+    The requester key and `same_person_reviewer` belong to one holder (a staff member with two keys).
+    """
 
     base_url: str
     keys: dict[Role, str]
+    same_person_reviewer: str
     other_tenant_key: str
     severe: dict[str, Any]
+    to_review: dict[str, Any]
+
+
+HOLDERS = {Role.requester: "staff-ana", Role.reviewer: "staff-bo", Role.admin: "staff-cy", Role.analyst: None}
+
+
+def _assess(base_url: str, key: str, reference: str) -> dict[str, Any]:
+    body = json.loads(json.dumps(REQUEST_EXAMPLE))
+    body["traveler"]["reference"] = reference
+    response = httpx.post(
+        f"{base_url}/v1/assessments", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["score"]["band"] == "severe"
+    return response.json()
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +101,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         engine = create_db_engine(make_settings(url))
         tenant = f"ui-{uuid.uuid4().hex[:8]}"
         with session_scope(create_session_factory(engine)) as session:
-            issued = {role: keys.create_key(session, tenant, role).secret for role in Role}
-            other = keys.create_key(session, f"{tenant}-other", Role.reviewer).secret
+            issued = {role: keys.create_key(session, tenant, role, HOLDERS[role]).secret for role in Role}
+            same_person = keys.create_key(session, tenant, Role.reviewer, HOLDERS[Role.requester]).secret
+            other = keys.create_key(session, f"{tenant}-other", Role.reviewer, "staff-dee").secret
         engine.dispose()
-        body = json.loads(json.dumps(REQUEST_EXAMPLE))
-        body["traveler"]["reference"] = "E-SEVERE-1"
-        response = httpx.post(
-            f"{server.base_url}/v1/assessments",
-            json=body,
-            headers={"Authorization": f"Bearer {issued[Role.requester]}"},
-            timeout=30,
-        )
-        assert response.status_code == 201, response.text
-        severe = response.json()
-        assert severe["score"]["band"] == "severe"
-        yield Workspace(server.base_url, issued, other, severe)
+        severe = _assess(server.base_url, issued[Role.requester], "E-SEVERE-1")
+        to_review = _assess(server.base_url, issued[Role.requester], "E-SEVERE-2")
+        yield Workspace(server.base_url, issued, same_person, other, severe, to_review)
     finally:
         server.stop()
 
@@ -183,7 +194,34 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Any, workspace: W
     assert page.url.endswith("/ui/queue")
 
 
-def test_requester_sees_its_assessment_but_no_review_form(page: Any, workspace: Workspace, screenshots: Path) -> None:
+def test_submit_a_review_and_see_the_state_change(page: Any, workspace: Workspace, screenshots: Path) -> None:
+    sign_in(page, workspace.keys[Role.reviewer])
+    page.get_by_role("row").filter(has_text="E-SEVERE-2").get_by_role("link").click()
+    page.wait_for_load_state()
+    assert page.locator("#review-state-now").get_attribute("data-state") == "pending"
+    # The conditions come pre-filled from the mitigations.
+    conditions = page.get_by_label("Conditions (one per line", exact=False)
+    assert conditions.input_value().splitlines() == workspace.to_review["mitigations"]
+    page.get_by_role("radio", name="approved with conditions").check()
+    page.get_by_label("Rationale (required)").fill("Conference only; no meetings outside the venue.")
+    conditions.fill("Register the trip with the consulate.\nDaily check-in with the employer.")
+    shoot(page, screenshots, "05a-review-form-filled")
+    page.get_by_role("button", name="Record decision").click()
+    page.wait_for_load_state()
+    assert page.locator("#review-state-now").get_attribute("data-state") == "approved_with_conditions"
+    assert page.locator("#review-state").inner_text() == "approved with conditions"
+    decisions = page.locator("ol.decisions").inner_text()
+    assert "staff-bo" in decisions and "Daily check-in with the employer." in decisions
+    assert page.locator("form.review-form").count() == 0
+    no_policy_violations(page)
+    shoot(page, screenshots, "05b-review-recorded")
+    # Decided trips leave the queue.
+    page.goto("/ui/queue")
+    assert page.get_by_role("row").filter(has_text="E-SEVERE-2").count() == 0
+
+
+def test_requester_cannot_review_its_own_trip(page: Any, workspace: Workspace, screenshots: Path) -> None:
+    # The requester's own role sees the assessment but no review form.
     sign_in(page, workspace.keys[Role.requester])
     assert page.url.endswith("/ui/assessments")
     page.get_by_role("link", name="E-SEVERE-1").first.click()
@@ -191,7 +229,24 @@ def test_requester_sees_its_assessment_but_no_review_form(page: Any, workspace: 
     assert page.locator("#band").inner_text() == "severe"
     assert page.locator("form.review-form").count() == 0
     assert page.get_by_role("link", name="Review queue").count() == 0
-    shoot(page, screenshots, "05-requester-view")
+    shoot(page, screenshots, "06a-requester-view")
+    page.context.clear_cookies()
+
+    # The same person with a reviewer key: told why, and no form.
+    sign_in(page, workspace.same_person_reviewer, f"/ui/assessments/{workspace.severe['id']}")
+    assert page.locator("form.review-form").count() == 0
+    assert "You requested this assessment" in page.locator("#review-notice").inner_text()
+    shoot(page, screenshots, "06b-same-holder-reviewer")
+    # A decision posted anyway (with a valid token) is refused with the reason, and nothing is recorded.
+    token = page.locator("form[action='/ui/sign-out'] input[name=csrf_token]").get_attribute("value")
+    response = page.request.post(
+        f"/ui/assessments/{workspace.severe['id']}/reviews",
+        form={"csrf_token": token, "decision": "approved", "revision": "1", "rationale": "mine"},
+    )
+    assert response.status == 403
+    assert "You requested this assessment" in response.text()
+    page.reload()
+    assert page.locator("#review-state-now").get_attribute("data-state") == "pending"
 
 
 def test_another_tenant_cannot_open_the_assessment(page: Any, workspace: Workspace, screenshots: Path) -> None:
@@ -199,7 +254,7 @@ def test_another_tenant_cannot_open_the_assessment(page: Any, workspace: Workspa
     page.goto(f"/ui/assessments/{workspace.severe['id']}")
     assert page.get_by_role("heading", level=1).inner_text() == "Not Found"
     assert "E-SEVERE-1" not in page.content()
-    shoot(page, screenshots, "06-other-tenant")
+    shoot(page, screenshots, "07-other-tenant")
 
 
 def test_keyboard_reaches_the_skip_link_first_and_it_moves_focus(page: Any, workspace: Workspace) -> None:
@@ -217,8 +272,8 @@ def test_model_page_draws_the_forest_plot(page: Any, workspace: Workspace, scree
     ).json()
     assert page.locator("svg.forest g.fp-row").count() == len(model["factors"])
     no_policy_violations(page)
-    shoot(page, screenshots, "07-model")
-    page.locator("svg.forest").screenshot(path=str(screenshots / "07b-forest-plot.png"))
+    shoot(page, screenshots, "08-model")
+    page.locator("svg.forest").screenshot(path=str(screenshots / "08b-forest-plot.png"))
 
 
 def test_analyst_searches_and_adds_a_situation(page: Any, workspace: Workspace, screenshots: Path) -> None:
@@ -228,7 +283,7 @@ def test_analyst_searches_and_adds_a_situation(page: Any, workspace: Workspace, 
     page.wait_for_load_state()
     assert page.locator("#record-rows tr").count() >= 1
     assert "Meng" in page.locator("#record-rows").inner_text()
-    shoot(page, screenshots, "08-situations-search")
+    shoot(page, screenshots, "09-situations-search")
 
     page.get_by_role("link", name="Add a situation").click()
     page.get_by_label("Home country (required)").fill("AU")
@@ -243,4 +298,4 @@ def test_analyst_searches_and_adds_a_situation(page: Any, workspace: Workspace, 
     assert page.get_by_role("heading", level=1).inner_text() == "Browser-test dispute"
     assert "created" in page.locator("ol.timeline").inner_text()
     no_policy_violations(page)
-    shoot(page, screenshots, "09-situation-added")
+    shoot(page, screenshots, "10-situation-added")
