@@ -34,7 +34,8 @@ def expit(log_odds: float) -> float:
 
 
 def percent(probability: float) -> str:
-    """A probability as a short percentage: 0.0123 → "1.23%", 0.0000512 → "0.0051%"."""
+    """A probability as a percentage with three significant figures below 1%: 0.0123 → "1.23%", 0.0000512 →
+    "0.00512%"."""
     value = probability * 100
     if value == 0:
         return "0%"

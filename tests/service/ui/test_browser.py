@@ -205,7 +205,7 @@ def test_submit_a_review_and_see_the_state_change(page: Any, workspace: Workspac
     page.get_by_role("radio", name="approved with conditions").check()
     page.get_by_label("Rationale (required)").fill("Conference only; no meetings outside the venue.")
     conditions.fill("Register the trip with the consulate.\nDaily check-in with the employer.")
-    shoot(page, screenshots, "05a-review-form-filled")
+    page.locator("#review").screenshot(path=str(screenshots / "05a-review-form-filled.png"))
     page.get_by_role("button", name="Record decision").click()
     page.wait_for_load_state()
     assert page.locator("#review-state-now").get_attribute("data-state") == "approved_with_conditions"
@@ -215,6 +215,7 @@ def test_submit_a_review_and_see_the_state_change(page: Any, workspace: Workspac
     assert page.locator("form.review-form").count() == 0
     no_policy_violations(page)
     shoot(page, screenshots, "05b-review-recorded")
+    page.locator("#review").screenshot(path=str(screenshots / "05c-review-section.png"))
     # Decided trips leave the queue.
     page.goto("/ui/queue")
     assert page.get_by_role("row").filter(has_text="E-SEVERE-2").count() == 0
