@@ -18,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
+from service.dated_records.kinds import EMPLOYER_DISPUTES, SITUATIONS
+from service.dated_records.router import router_for
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
 from service.destinations.router import router as destinations_router
-from service.employer_disputes.router import router as employer_disputes_router
 from service.health.router import router as health_router
 from service.keys.router import router as keys_router
 from service.keys.service import VerifiedKeyCache
@@ -31,7 +32,6 @@ from service.policy.router import router as policy_router
 from service.rescoring.service import Rescorer
 from service.reviews.router import router as reviews_router
 from service.settings import Settings, get_settings
-from service.situations.router import router as situations_router
 from service.ui.docs import router as docs_router
 from service.ui.pages import PACKAGE as UI_PACKAGE
 from service.ui.pages import problem_page
@@ -136,8 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         assessments_router,
         reviews_router,
         policy_router,
-        situations_router,
-        employer_disputes_router,
+        router_for(SITUATIONS),
+        router_for(EMPLOYER_DISPUTES),
         destinations_router,
         model_router,
         keys_router,

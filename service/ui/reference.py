@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from risk_rules.sources import bundled_sources_dir
-from service.employer_disputes import service as employer_disputes
+from service.dated_records.declaration import DatedRecordKind
+from service.dated_records.kinds import KINDS as DATED_KINDS
+from service.dated_records.service import Filters
 from service.reference import records
-from service.situations import service as situations
 
 CITATION_ROWS = 3
 """Citation rows offered on a form (filled rows are kept; an empty row is ignored)."""
@@ -39,18 +39,72 @@ class FormField:
 
 
 @dataclass(frozen=True)
-class PageKind:
-    """A kind of dated record as the workspace shows it."""
+class FilterControl:
+    """One control of a table's search form, for one of the kind's declared list filters."""
 
-    slug: str  # in the URL: /ui/reference/<slug>
-    kind: records.RecordKind
-    plural: str  # "Situations"
-    name_field: str  # the field that names a record in tables and links
-    derived_prefix: str  # how factors cite it: "situation" in `situation:<id>`
-    columns: tuple[str, ...]  # table columns after the name
-    search_fields: tuple[str, ...]  # fields the text search looks in
-    filters: tuple[str, ...] = ("destination", "kind")
-    long_fields: frozenset[str] = field(default_factory=lambda: frozenset({"date_note", "severity_note"}))
+    name: str
+    label: str
+    widget: str  # destination, select, date, text
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PageKind:
+    """A kind of dated record as the workspace shows it: everything is read from its declaration."""
+
+    kind: DatedRecordKind
+
+    @property
+    def slug(self) -> str:
+        """In the URL: /ui/reference/<slug>, the same word as the API's collection."""
+        return self.kind.collection.rsplit("/", 1)[-1]
+
+    @property
+    def plural(self) -> str:
+        return self.kind.title_plural
+
+    @property
+    def derived_prefix(self) -> str:
+        """How factors cite a record of this kind: `situation` in `situation:<id>`."""
+        return self.kind.record_type
+
+    @cached_property
+    def _properties(self) -> dict[str, Any]:
+        return self.kind.form.model_json_schema()["properties"]
+
+    @property
+    def name_field(self) -> str:
+        """The field that names a record in tables and links."""
+        return "title" if "title" in self._properties else "name"
+
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        """Table columns after the name: the filtered fields, severity when the kind has one, the dates."""
+        filtered = tuple(f.column for f in self.kind.filters if f.column)
+        return filtered + tuple(n for n in ("severity", "started_on", "ended_on") if n in self._properties)
+
+    @cached_property
+    def search_fields(self) -> tuple[str, ...]:
+        """Fields the text search looks in."""
+        names = ("id", self.name_field, "aliases", *(f.column for f in self.kind.filters if f.column))
+        return tuple(n for n in dict.fromkeys(names) if n == "id" or n in self._properties)
+
+    @cached_property
+    def filter_controls(self) -> tuple[FilterControl, ...]:
+        """The search form's controls, one per declared list filter."""
+        options = {f.name: f.options for f in self.form_fields if f.widget == "select"}
+        controls = []
+        for f in self.kind.filters:
+            label = f.name.replace("_", " ").capitalize()
+            if f.active_on:
+                controls.append(FilterControl(f.name, label, "date"))
+            elif f.column == "destination":
+                controls.append(FilterControl(f.name, label, "destination"))
+            elif f.column in options:
+                controls.append(FilterControl(f.name, label, "select", options[f.column]))
+            else:
+                controls.append(FilterControl(f.name, label, "text"))
+        return tuple(controls)
 
     @cached_property
     def form_fields(self) -> list[FormField]:
@@ -72,7 +126,7 @@ class PageKind:
                 widget = "date"
             elif resolved.get("type") == "array":
                 widget = "lines"
-            elif name in self.long_fields:
+            elif name.endswith("_note"):
                 widget = "textarea"
             label = name.replace("_", " ").capitalize()
             fields.append(FormField(name, label, widget, name in required, spec.get("description", ""), options))
@@ -99,29 +153,8 @@ def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
             return spec
 
 
-KINDS: dict[str, PageKind] = {
-    page.slug: page
-    for page in (
-        PageKind(
-            slug="situations",
-            kind=situations.KIND,
-            plural="Situations",
-            name_field="title",
-            derived_prefix="situation",
-            columns=("home_country", "destination", "kind", "severity", "started_on", "ended_on"),
-            search_fields=("id", "title", "home_country", "destination", "kind"),
-        ),
-        PageKind(
-            slug="employer-disputes",
-            kind=employer_disputes.KIND,
-            plural="Employer disputes",
-            name_field="name",
-            derived_prefix="employer_dispute",
-            columns=("destination", "kind", "started_on", "ended_on"),
-            search_fields=("id", "name", "aliases", "destination", "kind"),
-        ),
-    )
-}
+KINDS: dict[str, PageKind] = {page.slug: page for page in (PageKind(kind) for kind in DATED_KINDS)}
+"""Every kind of dated record the API declares gets its pages, with nothing more to write."""
 BY_PREFIX = {page.derived_prefix: page for page in KINDS.values()}
 
 
@@ -145,36 +178,69 @@ SOURCE_TITLES = source_titles()
 # Listing
 
 
+class InvalidSearch(ValueError):
+    """A search value that is not one of the filter's (a bad date, an unknown choice)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True, slots=True)
 class Search:
-    """The table's search: words to find, and exact filters; empty means "any"."""
+    """The table's search: words to find, and the values of the kind's declared filters ("" means any)."""
 
-    text: str = ""
-    destination: str = ""
-    kind: str = ""
-    active_on: dt.date | None = None
+    text: str
+    values: dict[str, str]
 
-    def clauses(self, page: PageKind) -> list[ColumnElement[bool]]:
-        model = page.kind.model
-        clauses: list[ColumnElement[bool]] = []
-        if self.destination:
-            clauses.append(model.destination == self.destination)
-        if self.kind:
-            clauses.append(model.kind == self.kind)
-        if self.active_on is not None:
-            clauses.extend(records.active_on_clauses(model, self.active_on))
-        return clauses
+    @classmethod
+    def parse(cls, page: PageKind, query: Mapping[str, str]) -> Search:
+        """The search in a query string; `InvalidSearch` names a value that cannot be one of its filter's."""
+        values = {}
+        for control in page.filter_controls:
+            value = (query.get(control.name) or "").strip()[:300]
+            if value and control.widget == "date":
+                try:
+                    dt.date.fromisoformat(value)
+                except ValueError:
+                    raise InvalidSearch(control.name, "use a date as YYYY-MM-DD") from None
+            if value and control.options and value not in control.options:
+                raise InvalidSearch(control.name, f"use one of: {', '.join(control.options)}")
+            values[control.name] = value
+        return cls(text=(query.get("q") or "")[:200], values=values)
 
-    def matcher(self, page: PageKind) -> records.Predicate | None:
-        words = self.text.casefold().split()
-        if not words:
-            return None
+    def filters(self, page: PageKind) -> Filters:
+        """The declared filters with this search's values, as the API's list applies them."""
+        typed: dict[str, Any] = {}
+        for control in page.filter_controls:
+            value = self.values.get(control.name) or None
+            if value is not None and control.widget == "date":
+                typed[control.name] = dt.date.fromisoformat(value)
+            elif value is not None and control.widget in ("text", "destination") and control.name != "name":
+                typed[control.name] = value.upper()
+            else:
+                typed[control.name] = value
+        return Filters(page.kind, typed)
 
-        def matches(document: dict[str, Any]) -> bool:
-            haystack = " ".join(_flat(document.get(name)) for name in page.search_fields).casefold()
-            return all(word in haystack for word in words)
+    def query(self) -> dict[str, str]:
+        """The search as query parameters (empty ones left out)."""
+        return {k: v for k, v in (("q", self.text), *self.values.items()) if v}
 
-        return matches
+
+def search_page(
+    session: Session, page: PageKind, search: Search, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of current records matching the search, in id order: the declared filters as the API's
+    list applies them, and every word of the text in one of the kind's searched fields."""
+    filters = search.filters(page)
+    words = search.text.casefold().split()
+
+    def matches(document: dict[str, Any]) -> bool:
+        haystack = " ".join(_flat(document.get(name)) for name in page.search_fields).casefold()
+        return all(word in haystack for word in words) and filters.matches_beyond_sql(document)
+
+    beyond = matches if words or filters.needs_documents else None
+    return records.current_page(session, page.kind, filters.clauses(), beyond, limit, cursor)
 
 
 def _flat(value: Any) -> str:
@@ -183,13 +249,6 @@ def _flat(value: Any) -> str:
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value)
     return str(value)
-
-
-def search_page(
-    session: Session, page: PageKind, search: Search, limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of current records matching the search, in id order."""
-    return records.current_page(session, page.kind, search.clauses(page), search.matcher(page), limit, cursor)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -305,38 +305,29 @@ def record_table(
     request: Request,
     signed_in: SignedIn,
     session: DbSession,
-    q: Annotated[str, Query(max_length=200)] = "",
-    destination: Annotated[str, Query(pattern=r"^([A-Z]{2})?$")] = "",
-    kind: Annotated[str, Query(max_length=40)] = "",
-    active_on: Annotated[str, Query(pattern=r"^(\d{4}-\d{2}-\d{2})?$")] = "",
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """A searchable table of one kind of record; with htmx, only the table's rows are sent back."""
+    """A searchable table of one kind of record (words, and the kind's declared filters); with htmx,
+    only the table's rows are sent back."""
     page = _page_kind(slug)
     try:
-        day = dt.date.fromisoformat(active_on) if active_on else None
-    except ValueError as exc:
-        raise InvalidInput(
-            "active_on is not a date.", [{"field": "active_on", "message": "use YYYY-MM-DD", "location": "query"}]
-        ) from exc
-    search = reference.Search(text=q, destination=destination, kind=kind, active_on=day)
-    try:
+        search = reference.Search.parse(page, request.query_params)
         items, next_cursor = reference.search_page(session, page, search, 50, cursor)
+    except reference.InvalidSearch as exc:
+        raise InvalidInput(
+            f"{exc.field}: {exc}", [{"field": exc.field, "message": str(exc), "location": "query"}]
+        ) from exc
     except records.InvalidCursor as exc:
         raise InvalidInput(
             "The page link is not valid: go back to the first page.",
             [{"field": "cursor", "message": str(exc), "location": "query"}],
         ) from exc
-    query = {k: v for k, v in (("q", q), ("destination", destination), ("kind", kind), ("active_on", active_on)) if v}
-    next_url = f"/ui/reference/{slug}?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
-    kinds = next((f.options for f in page.form_fields if f.name == "kind"), ())
+    next_url = f"/ui/reference/{slug}?{urlencode({**search.query(), 'cursor': next_cursor})}" if next_cursor else None
     context = {
         "page": page,
         "items": items,
         "next_url": next_url,
         "search": search,
-        "active_on": active_on,
-        "kinds": kinds,
         "destinations": records.covered_destinations(session),
         "can_edit": signed_in.principal.role == Role.analyst,
     }
@@ -387,8 +378,10 @@ async def create_record(slug: str, request: Request, signed_in: SignedIn, sessio
     try:
         row = await run_db_work(request, records.write, session, request.app.state.write_lock, create)
     except InvalidInput as exc:
+        session.rollback()
         errors = reference.errors_by_field(exc.errors)
-        return render(request, "record_form.html", _form_context(page, session, document, errors), status=422)
+        context = await run_db_work(request, _form_context, page, session, document, errors)
+        return render(request, "record_form.html", context, status=422)
     return _see_other(f"/ui/reference/{slug}/{row.id}")
 
 
@@ -421,22 +414,25 @@ async def update_record(
     actor = records.actor_of(signed_in.principal)
 
     def patch() -> Any:
-        return records.patch(session, page.kind, record_id, changes, actor)
+        # The API's PATCH form first, as PATCH checks it; then the merged record as a whole.
+        try:
+            checked = page.kind.patch.model_validate(changes).model_dump(mode="json", exclude_unset=True)
+        except ValidationError as exc:
+            raise invalid_input([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+        return records.patch(session, page.kind, record_id, checked, actor)
 
     try:
         await run_db_work(request, records.write, session, request.app.state.write_lock, patch)
     except InvalidInput as exc:
-        session.rollback()
-        row = records.get(session, page.kind, record_id)
-        context = _form_context(
-            page, session, {**row.document, **changes}, reference.errors_by_field(exc.errors), record_id
-        )
-        context.update(
-            {
-                "item": records.as_item(row),
-                "history": list(reversed(records.history(session, page.kind, record_id))),
-                "can_edit": True,
-            }
-        )
-        return render(request, "record.html", context, status=422)
+        errors = reference.errors_by_field(exc.errors)
+
+        def again() -> dict[str, Any]:
+            session.rollback()
+            row = records.get(session, page.kind, record_id)
+            context = _form_context(page, session, {**row.document, **changes}, errors, record_id)
+            history = records.history(session, page.kind, record_id)
+            context.update({"item": records.as_item(row), "history": list(reversed(history)), "can_edit": True})
+            return context
+
+        return render(request, "record.html", await run_db_work(request, again), status=422)
     return _see_other(f"/ui/reference/{slug}/{record_id}")

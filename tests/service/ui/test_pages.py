@@ -428,3 +428,32 @@ def test_the_api_docs_work_offline_from_the_package(client: TestClient) -> None:
 def test_workspace_routes_stay_out_of_the_openapi_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/ui") or p in ("/docs", "/redoc")]
+
+
+def test_an_invalid_edit_comes_back_and_changes_nothing(client: TestClient, tenant: Tenant) -> None:
+    token = sign_in(client, tenant.keys[Role.analyst])
+    form = _situation_form(token)
+    assert client.post("/ui/reference/situations", data=form, follow_redirects=False).status_code == 303
+    edit = {**form, "ended_on": "2001-01-01"}
+    del edit["id"]
+    response = client.post(f"/ui/reference/situations/{form['id']}", data=edit)
+    assert response.status_code == 422
+    assert 'href="#f-ended_on"' in response.text and 'value="2001-01-01"' in response.text
+    stored = client.get(f"/v1/situations/{form['id']}", headers=tenant.auth(Role.analyst)).json()
+    assert stored["revision"] == 1 and stored["ended_on"] is None
+
+
+def test_every_declared_kind_of_dated_record_gets_its_pages(client: TestClient, tenant: Tenant) -> None:
+    from service.dated_records.kinds import KINDS
+
+    sign_in(client, tenant.keys[Role.analyst])
+    for kind in KINDS:
+        slug = kind.collection.rsplit("/", 1)[-1]
+        table = client.get(f"/ui/reference/{slug}")
+        assert table.status_code == 200, slug
+        for declared in kind.filters:
+            assert f'name="{declared.name}"' in table.text, (slug, declared.name)
+        assert client.get(f"/ui/reference/{slug}/new").status_code == 200, slug
+    assert client.get("/ui/reference/situations?kind=not-a-kind").status_code == 422
+    assert "Meng" in client.get("/ui/reference/situations?home_country=ca&destination=CN").text
+    assert "Meng" not in client.get("/ui/reference/situations?home_country=AU").text.split("record-rows")[1]
