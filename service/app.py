@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
@@ -31,6 +32,10 @@ from service.policy.router import router as policy_router
 from service.rescoring.service import Rescorer
 from service.reviews.router import router as reviews_router
 from service.settings import Settings, get_settings
+from service.ui.docs import router as docs_router
+from service.ui.pages import PACKAGE as UI_PACKAGE
+from service.ui.pages import problem_page
+from service.ui.router import router as ui_router
 
 DESCRIPTION = """\
 Scores the risk that a traveller is detained or barred from leaving a destination (China, Hong Kong,
@@ -114,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served by `service.ui.docs` from the package's own assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -122,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
     app.state.write_lock = write_lock(engine)
 
-    problems.install(app)
+    problems.install(app, problem_page=problem_page)
     middleware.install(app, body_limit=settings.max_body_bytes)
     for router in (
         assessments_router,
@@ -134,8 +142,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model_router,
         keys_router,
         health_router,
+        ui_router,
+        docs_router,
     ):
         app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=UI_PACKAGE / "static"), name="ui-static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

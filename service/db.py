@@ -83,6 +83,7 @@ def metadata() -> MetaData:
     import service.rescoring.models  # noqa: F401
     import service.reviews.models  # noqa: F401
     import service.tenants.models  # noqa: F401
+    import service.ui.models  # noqa: F401
 
     return Base.metadata
 
