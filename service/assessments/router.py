@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from contextlib import AbstractContextManager
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from risk_rules.forms import AssessmentRequest, AssessmentResponse, Band, Status
+from risk_rules.values import IsoDate, UtcDateTime
 from service.assessments import service
 from service.assessments.examples import (
     MINIMAL_REQUEST_EXAMPLE,
@@ -276,18 +276,18 @@ def list_assessments(
     ] = None,
     band: Annotated[Band | None, Query(description="Only this band.")] = None,
     status: Annotated[Status | None, Query(description="Only this status.")] = None,
-    trip_from: Annotated[dt.date | None, Query(description="Only trips that end on or after this date.")] = None,
-    trip_to: Annotated[dt.date | None, Query(description="Only trips that start on or before this date.")] = None,
+    trip_from: Annotated[IsoDate | None, Query(description="Only trips that end on or after this date.")] = None,
+    trip_to: Annotated[IsoDate | None, Query(description="Only trips that start on or before this date.")] = None,
     created_from: Annotated[
-        dt.datetime | None,
+        UtcDateTime | None,
         Query(description="Only assessments created at or after this time (ISO 8601; UTC if no offset)."),
     ] = None,
     created_to: Annotated[
-        dt.datetime | None,
+        UtcDateTime | None,
         Query(description="Only assessments created at or before this time (ISO 8601; UTC if no offset)."),
     ] = None,
     changed_since: Annotated[
-        dt.datetime | None,
+        UtcDateTime | None,
         Query(
             description="Only assessments created or re-scored after this time (ISO 8601; UTC if no offset):"
             " poll with the time of your previous poll to see what moved."
@@ -303,9 +303,9 @@ def list_assessments(
         status=status.value if status else None,
         trip_from=trip_from,
         trip_to=trip_to,
-        created_from=_utc(created_from),
-        created_to=_utc(created_to),
-        changed_since=_utc(changed_since),
+        created_from=created_from,
+        created_to=created_to,
+        changed_since=changed_since,
     )
     try:
         rows, next_cursor = service.list_page(session, principal.tenant_id, filters, limit, cursor)
@@ -318,9 +318,3 @@ def list_assessments(
         items=[AssessmentSummary.model_validate(row, from_attributes=True) for row in rows],
         next_cursor=next_cursor,
     )
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

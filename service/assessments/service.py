@@ -18,6 +18,7 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, load_only
 
 from risk_rules.forms import AssessmentRequest
+from risk_rules.values import to_utc
 from service.assessments.models import Assessment
 from service.db import utcnow
 
@@ -146,6 +147,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         position = dt.datetime.fromisoformat(created)
         if position.tzinfo is None or not isinstance(assessment_id, str):
             raise ValueError
+        # Compared with UTC columns: an instant outside the years 1-9999 in UTC is no position at all.
+        position = to_utc(position)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise InvalidCursor("not a cursor issued by this service") from exc
     return position, assessment_id

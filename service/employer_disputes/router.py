@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from risk_rules.reference import DisputeKind
+from risk_rules.values import IsoDate
 from service.auth import ANY_ROLE, require
 from service.db import get_session, run_db_work
 from service.employer_disputes import service
@@ -89,7 +89,7 @@ def list_employer_disputes(
     session: DbSession,
     destination: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$", description="Only this destination.")] = None,
     kind: Annotated[DisputeKind | None, Query(description="Only this kind.")] = None,
-    active_on: Annotated[dt.date | None, Query(description="Only disputes active on this date.")] = None,
+    active_on: Annotated[IsoDate | None, Query(description="Only disputes active on this date.")] = None,
     name: Annotated[
         str | None,
         Query(
@@ -100,7 +100,7 @@ def list_employer_disputes(
         ),
     ] = None,
     as_of: Annotated[
-        dt.date | None,
+        IsoDate | None,
         Query(
             description="Show the data as it had been recorded by the end of this day (UTC): records added"
             " later are absent, records changed later show their values then."

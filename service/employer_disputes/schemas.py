@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from risk_rules.forms import CountryCode
 from risk_rules.reference import DisputeKind, Precision, normalise_organisation
+from risk_rules.values import IsoDate, SingleLine
 from service.reference.schemas import (
     Citation,
     CitationBody,
@@ -26,7 +27,10 @@ def _matchable(value: str) -> str:
 
 # Each name must leave something to compare once case, punctuation and legal suffixes are set aside.
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), AfterValidator(_matchable)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+    SingleLine,
+    AfterValidator(_matchable),
 ]
 Aliases = Annotated[list[Name], Field(max_length=50)]
 Sources = Annotated[list[CitationBody], Field(min_length=1, max_length=50)]
@@ -59,9 +63,9 @@ class EmployerDisputeCreate(BaseModel):
     aliases: Aliases = Field(default=[], description=_DESCRIPTIONS["aliases"])
     destination: CountryCode = Field(description=_DESCRIPTIONS["destination"])
     kind: DisputeKind = Field(description=_DESCRIPTIONS["kind"])
-    started_on: dt.date = Field(description=_DESCRIPTIONS["started_on"])
+    started_on: IsoDate = Field(description=_DESCRIPTIONS["started_on"])
     start_precision: Precision = Field(default="day", description=_DESCRIPTIONS["start_precision"])
-    ended_on: dt.date | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
+    ended_on: IsoDate | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
     end_precision: Precision | None = Field(default=None, description=_DESCRIPTIONS["end_precision"])
     date_note: Note | None = Field(default=None, description=_DESCRIPTIONS["date_note"])
     sources: Sources = Field(description=_DESCRIPTIONS["sources"])
@@ -89,9 +93,9 @@ class EmployerDisputePatch(BaseModel):
     aliases: Aliases | None = None
     destination: CountryCode | None = None
     kind: DisputeKind | None = None
-    started_on: dt.date | None = None
+    started_on: IsoDate | None = None
     start_precision: Precision | None = None
-    ended_on: dt.date | None = None
+    ended_on: IsoDate | None = None
     end_precision: Precision | None = None
     date_note: Note | None = None
     sources: Sources | None = None

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from risk_rules.reference import SituationKind
+from risk_rules.values import IsoDate
 from service.auth import ANY_ROLE, require
 from service.db import get_session, run_db_work
 from service.keys.models import Role
@@ -99,9 +99,9 @@ def list_situations(
     home_country: CountryFilter = None,
     destination: CountryFilter = None,
     kind: Annotated[SituationKind | None, Query(description="Only this kind.")] = None,
-    active_on: Annotated[dt.date | None, Query(description="Only situations active on this date.")] = None,
+    active_on: Annotated[IsoDate | None, Query(description="Only situations active on this date.")] = None,
     as_of: Annotated[
-        dt.date | None,
+        IsoDate | None,
         Query(
             description="Show the data as it had been recorded by the end of this day (UTC): records added"
             " later are absent, records changed later show their values then."

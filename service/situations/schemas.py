@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from risk_rules.forms import CountryCode
 from risk_rules.reference import Precision, Severity, SituationKind
+from risk_rules.values import IsoDate
 from service.reference.schemas import (
     Citation,
     CitationBody,
@@ -49,9 +50,9 @@ class SituationCreate(BaseModel):
     destination: CountryCode = Field(description=_DESCRIPTIONS["destination"])
     kind: SituationKind = Field(description=_DESCRIPTIONS["kind"])
     title: Title = Field(description="What happened, in a line; reasons on assessments quote it.")
-    started_on: dt.date = Field(description=_DESCRIPTIONS["started_on"])
+    started_on: IsoDate = Field(description=_DESCRIPTIONS["started_on"])
     start_precision: Precision = Field(default="day", description=_DESCRIPTIONS["start_precision"])
-    ended_on: dt.date | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
+    ended_on: IsoDate | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
     end_precision: Precision | None = Field(default=None, description=_DESCRIPTIONS["end_precision"])
     date_note: Note | None = Field(default=None, description=_DESCRIPTIONS["date_note"])
     severity: Severity
@@ -88,9 +89,9 @@ class SituationPatch(BaseModel):
     destination: CountryCode | None = None
     kind: SituationKind | None = None
     title: Title | None = None
-    started_on: dt.date | None = None
+    started_on: IsoDate | None = None
     start_precision: Precision | None = None
-    ended_on: dt.date | None = None
+    ended_on: IsoDate | None = None
     end_precision: Precision | None = None
     date_note: Note | None = None
     severity: Severity | None = None
