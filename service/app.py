@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
-from service import middleware, problems
+from service import docs, middleware, problems
 from service.assessments.router import router as assessments_router
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
 from service.destinations.router import router as destinations_router
@@ -102,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served by `docs.install`, with a Content-Security-Policy for each page.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -111,8 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.write_lock = write_lock(engine)
 
     problems.install(app)
+    docs.install(app)
     middleware.install(app, body_limit=settings.max_body_bytes)
-    for router in (
+    routers = (
         assessments_router,
         situations_router,
         employer_disputes_router,
@@ -120,8 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model_router,
         keys_router,
         health_router,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
+    # What `Allow` lists on 405 and OPTIONS: every method of every route at a path.
+    app.state.route_methods = problems.method_index([*app.routes, *(r for router in routers for r in router.routes)])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

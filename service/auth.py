@@ -32,8 +32,13 @@ async def authenticate(
     session: Annotated[Session, Depends(get_session)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """The caller's principal, from the bearer key; 401 when there is none or it is not valid."""
-    return await principal_for(request, session, credentials.credentials if credentials else None)
+    """The caller's principal, from the bearer key; 401 when there is none or it is not valid.
+
+    `credentials` documents the scheme in the OpenAPI document; the key is read by `bearer_key`, the
+    one reader of the header that every route uses.
+    """
+    del credentials
+    return await principal_for(request, session, bearer_key(request))
 
 
 async def principal_for(request: Request, session: Session, presented: str | None) -> Principal:
@@ -53,8 +58,11 @@ async def principal_for(request: Request, session: Session, presented: str | Non
 
 
 def bearer_key(request: Request) -> str | None:
-    """The key of an `Authorization: Bearer <key>` header, as `HTTPBearer(auto_error=False)` reads it."""
+    """The key of an `Authorization: Bearer <key>` header, read exactly as `HTTPBearer` reads it for every
+    other route: the scheme in any case, then the key with the spaces around it removed (RFC 9110 allows
+    one or more spaces after the scheme)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
     return key if scheme.lower() == "bearer" and key else None
 
 

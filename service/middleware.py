@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids and access logs, and the request-body limit.
+"""ASGI middleware: request ids, access logs and response headers, and the request-body limit.
 
 Both are plain ASGI (not `BaseHTTPMiddleware`) so they add little per request and see streamed bodies.
 """
@@ -20,8 +20,34 @@ log = logging.getLogger("travelrisk.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+# HTML that sets no policy of its own (an error page, say) may load nothing and be framed by no one.
+DEFAULT_HTML_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+API_PREFIX = "/v1"
+
+
+def response_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with the ones every response carries: the request id, `nosniff`, `no-store` on API
+    responses (they carry traveller data or vary by key), frame protection and a policy on HTML, and the
+    rate limit's headers when the request was counted."""
+    state = scope.get("state", {})
+    added = [(b"x-request-id", state["request_id"].encode()), (b"x-content-type-options", b"nosniff")]
+    names = {name.lower() for name, _ in headers}
+    if scope.get("path", "").startswith(API_PREFIX) and b"cache-control" not in names:
+        added.append((b"cache-control", b"no-store"))
+    content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+    if content_type.startswith(b"text/html"):
+        added.append((b"x-frame-options", b"DENY"))
+        if b"content-security-policy" not in names:
+            added.append((b"content-security-policy", DEFAULT_HTML_POLICY.encode()))
+    rate_limit = state.get("rate_limit_headers")
+    if rate_limit and b"ratelimit" not in names:
+        added.extend(rate_limit)
+    return [*headers, *added]
+
+
 class RequestContextMiddleware:
-    """Gives each request an id (`X-Request-ID`, echoed back) and logs one line when it ends."""
+    """Gives each request an id (`X-Request-ID`, echoed back), adds the headers every response carries
+    (`response_headers`) and logs one line when the request ends."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -40,7 +66,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = response_headers(scope, list(message.get("headers", [])))
             await send(message)
 
         try:

@@ -27,13 +27,14 @@ from service.assessments.examples import (
 from service.assessments.models import Assessment
 from service.assessments.schemas import AssessmentPage, AssessmentSummary
 from service.auth import bearer_key, check_role, principal_for, require
+from service.bodies import JsonRoute, parse_json
 from service.db import get_session, run_db_work
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.model.service import ScoringEngine, get_scoring_engine
 from service.problems import Conflict, InvalidInput, NotFound, openapi_responses
 
-router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
+router = APIRouter(prefix="/v1/assessments", tags=["assessments"], route_class=JsonRoute)
 log = logging.getLogger("travelrisk.assessments")
 
 DbSession = Annotated[Session, Depends(get_session)]
@@ -157,16 +158,14 @@ def parse_request_body(request: Request, body: bytes) -> AssessmentRequest:
         )
     if not body.strip():
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    # The one JSON reader of every route (duplicate keys, NaN, depth are refused), then the form.
+    document = parse_json(body)
     try:
-        return AssessmentRequest.model_validate_json(body)
+        return AssessmentRequest.model_validate(document)
     except ValidationError as exc:
-        errors = []
-        for error in exc.errors(include_url=False):
-            loc = ("body", *error["loc"])
-            if error["type"] == "json_invalid":
-                loc = ("body", 0)
-            errors.append({**error, "loc": loc})
-        raise RequestValidationError(errors) from None
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
 
 
 def _create(

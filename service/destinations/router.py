@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from sqlalchemy.orm import Session
 
 from service.auth import ANY_ROLE, require
+from service.bodies import JsonRoute
 from service.db import get_session
 from service.destinations import service
 from service.destinations.schemas import DESTINATION_EXAMPLE, LIST_EXAMPLE, Destination, DestinationList
@@ -15,7 +16,7 @@ from service.keys.service import Principal
 from service.problems import NotFound
 from service.reference.schemas import error_responses, example_response
 
-router = APIRouter(prefix="/v1/destinations", tags=["destinations"])
+router = APIRouter(prefix="/v1/destinations", tags=["destinations"], route_class=JsonRoute)
 
 DbSession = Annotated[Session, Depends(get_session)]
 Reader = Annotated[Principal, Depends(require(*ANY_ROLE))]

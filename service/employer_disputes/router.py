@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from risk_rules.reference import DisputeKind
 from risk_rules.values import IsoDate
 from service.auth import ANY_ROLE, require
+from service.bodies import JsonRoute
 from service.db import get_session, run_db_work
 from service.employer_disputes import service
 from service.employer_disputes.schemas import (
@@ -29,7 +30,7 @@ from service.problems import invalid_input
 from service.reference import records
 from service.reference.schemas import History, RevisionEntry, error_responses, example_response
 
-router = APIRouter(prefix="/v1/employer-disputes", tags=["employer disputes"])
+router = APIRouter(prefix="/v1/employer-disputes", tags=["employer disputes"], route_class=JsonRoute)
 
 DbSession = Annotated[Session, Depends(get_session)]
 Analyst = Annotated[Principal, Depends(require(Role.analyst))]
@@ -177,5 +178,5 @@ async def patch_employer_dispute(
 )
 def employer_dispute_history(dispute_id: DisputeId, principal: Reader, session: DbSession) -> History:
     """Who changed the employer dispute, when, and each field's value before and after."""
-    revisions = records.history(session, service.KIND, dispute_id)
-    return History(id=dispute_id, items=[RevisionEntry.model_validate(r, from_attributes=True) for r in revisions])
+    items = records.history_items(session, service.KIND, dispute_id, principal)
+    return History(id=dispute_id, items=[RevisionEntry.model_validate(item) for item in items])

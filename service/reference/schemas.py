@@ -130,7 +130,9 @@ class RevisionEntry(BaseModel):
     revision: int = Field(description="1 for the creation, then one more for each change.")
     action: str = Field(description="`created` or `updated`.", examples=["updated"])
     actor: str = Field(
-        description="Who made it: the API key's id, tenant and role, or the command that loaded the data.",
+        description="Who made it: the API key's id, tenant and role when it is a key of your own tenant;"
+        " `analyst:<hash>` for a key of another tenant (stable for one key, naming neither); or the command"
+        " that loaded the data (`cli:...`).",
         examples=["key:3f9a0c1d2e4b tenant:acme role:analyst"],
     )
     changed_at: dt.datetime

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from risk_rules.reference import SituationKind
 from risk_rules.values import IsoDate
 from service.auth import ANY_ROLE, require
+from service.bodies import JsonRoute
 from service.db import get_session, run_db_work
 from service.keys.models import Role
 from service.keys.service import Principal
@@ -30,7 +31,7 @@ from service.situations.schemas import (
     SituationPatch,
 )
 
-router = APIRouter(prefix="/v1/situations", tags=["situations"])
+router = APIRouter(prefix="/v1/situations", tags=["situations"], route_class=JsonRoute)
 
 DbSession = Annotated[Session, Depends(get_session)]
 Analyst = Annotated[Principal, Depends(require(Role.analyst))]
@@ -178,5 +179,5 @@ async def patch_situation(
 )
 def situation_history(situation_id: SituationId, principal: Reader, session: DbSession) -> History:
     """Who changed the situation, when, and each field's value before and after."""
-    revisions = records.history(session, service.KIND, situation_id)
-    return History(id=situation_id, items=[RevisionEntry.model_validate(r, from_attributes=True) for r in revisions])
+    items = records.history_items(session, service.KIND, situation_id, principal)
+    return History(id=situation_id, items=[RevisionEntry.model_validate(item) for item in items])
