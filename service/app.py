@@ -26,6 +26,7 @@ from service.keys.service import VerifiedKeyCache
 from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
+from service.ratelimit import RateLimiter
 from service.rescoring.service import Rescorer
 from service.settings import Settings, get_settings
 from service.situations.router import router as situations_router
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = session_factory
     app.state.scoring = scoring
     app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_failed_auth_per_address)
     app.state.write_lock = write_lock(engine)
 
     problems.install(app)
@@ -164,6 +166,9 @@ def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
     schemas["ProblemDetails"] = problem_schema
     for path in document.get("paths", {}).values():
         for operation in path.values():
+            if operation.get("security"):
+                # Every call with a key counts against its rate limit (see service/ratelimit.py).
+                operation.setdefault("responses", {}).setdefault("429", problems.openapi_responses(429)[429])
             response = operation.get("responses", {}).get("422")
             if response is not None:
                 response["description"] = "Invalid input; `errors` lists every invalid field."

@@ -18,6 +18,7 @@ from service.keys import service as keys
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.problems import Forbidden, Unauthorized
+from service.ratelimit import RateLimiter
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -45,15 +46,21 @@ async def principal_for(request: Request, session: Session, presented: str | Non
     """The principal of a presented key (cached per worker); 401 when there is none or it is not valid."""
     if presented is None:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else None
+    limiter.check_address(address)
     cache: keys.VerifiedKeyCache = request.app.state.key_cache
     principal = cache.get(presented)
     if principal is None:
         principal = await run_db_work(request, keys.verify, session, presented)
         if principal is None:
+            limiter.record_failure(address)
             raise Unauthorized("The API key is not valid (unknown, malformed or revoked).")
         cache.put(presented, principal)
     # For the access log: the tenant, never the key.
     request.state.tenant = principal.tenant_name
+    # Added to the response by the request-context middleware.
+    request.state.rate_limit_headers = limiter.hit_key(principal.key_id)
     return principal
 
 

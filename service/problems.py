@@ -121,6 +121,17 @@ class InvalidInput(Problem):
         super().__init__(422, detail, kind="invalid-input", title="Invalid input", errors=errors)
 
 
+class TooManyRequests(Problem):
+    def __init__(self, detail: str, *, retry_after: int, headers: Mapping[str, str]) -> None:
+        super().__init__(
+            429,
+            detail,
+            kind="rate-limited",
+            title="Too many requests",
+            headers={**headers, "Retry-After": str(retry_after)},
+        )
+
+
 class ServiceUnavailable(Problem):
     def __init__(self, detail: str, *, kind: str = "unavailable") -> None:
         super().__init__(503, detail, kind=kind, title="Service unavailable", headers={"Retry-After": "5"})
@@ -369,6 +380,7 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "The body is larger than the limit.",
         415: "The body is not JSON.",
         422: "Invalid input; `errors` lists every invalid field.",
+        429: "Over a rate limit: the key's requests, or the address's failed authentications; see `Retry-After`.",
         503: "The database or the model is not available.",
     }
     return {

@@ -6,11 +6,12 @@ table and this class agree.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,10 +68,56 @@ class Settings(BaseSettings):
         description="How long a worker trusts a key it has verified before checking the database again: a"
         " key revoked with `travelrisk keys revoke` is refused within this time (0: check every request).",
     )
+    trip_earliest_date: dt.date = Field(
+        default=dt.date(1930, 1, 1),
+        description="Earliest day a trip's leg may start: the incident history the model rests on begins in"
+        " the 1930s, so it has nothing to say about earlier trips. Earlier legs are refused with 422.",
+    )
+    trip_years_ahead: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="How many years after today a trip's leg may end. A trip further out than any plan is a"
+        " mistake, and would be re-scored on every reference-data change until it ends.",
+    )
+    trip_max_days: int = Field(
+        default=730,
+        ge=1,
+        le=36_600,
+        description="Longest trip, in days from the first arrival to the last departure (both counted);"
+        " a longer one is refused with 422.",
+    )
+    rate_limit_per_key: str = Field(
+        default="1200/minute",
+        description="Requests one API key may make, in the `limits` notation (`1200/minute`, or several such as"
+        " `50/second;1200/minute`); over it, 429 with `Retry-After`. Counted per worker process: with N workers"
+        " a key may make up to N times this. Empty: no limit.",
+    )
+    rate_limit_failed_auth_per_address: str = Field(
+        default="30/minute",
+        description="Requests with a key that is not valid that one client address may make (same notation);"
+        " over it, every request from that address that presents a key gets 429 until the window has room"
+        " again. Counted per worker process. Empty: no limit.",
+    )
     apply_migrations: bool = Field(
         default=True,
         description="Whether `travelrisk serve` applies database migrations before it starts.",
     )
+
+    @field_validator("rate_limit_per_key", "rate_limit_failed_auth_per_address")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        # Fail at start-up, not on the first request.
+        from limits import parse_many
+
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"'{value}' is not a rate limit: write e.g. 1200/minute, or 50/second;1200/minute"
+                ) from None
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from contextlib import AbstractContextManager
@@ -32,7 +33,8 @@ from service.db import get_session, run_db_work
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.model.service import ScoringEngine, get_scoring_engine
-from service.problems import Conflict, InvalidInput, NotFound, openapi_responses
+from service.problems import Conflict, InvalidInput, NotFound, invalid_input, openapi_responses
+from service.settings import Settings
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"], route_class=JsonRoute)
 log = logging.getLogger("travelrisk.assessments")
@@ -124,12 +126,22 @@ async def create_assessment(http_request: Request) -> Response:
         check_role(principal, _CREATORS)
         idempotency_key = _idempotency_key(http_request)
         request = parse_request_body(http_request, await http_request.body())
+        bounds = _trip_bounds(state.settings)
+        errors = service.trip_bound_errors(request, bounds)
+        if errors:
+            raise invalid_input(errors)
         return await run_db_work(
             http_request, _create, request, principal, session, state.scoring, state.write_lock, idempotency_key
         )
     finally:
         # Closing rolls back anything left uncommitted: a failure part-way leaves nothing behind.
         session.close()
+
+
+def _trip_bounds(settings: Settings) -> service.TripBounds:
+    return service.TripBounds.from_settings(
+        settings.trip_earliest_date, settings.trip_years_ahead, settings.trip_max_days, dt.datetime.now(dt.UTC).date()
+    )
 
 
 def _idempotency_key(request: Request) -> str | None:
