@@ -10,10 +10,12 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.problems import ContentTooLarge, problem_response
+from risk_rules.values import control_character
+from service.problems import ContentTooLarge, invalid_detail, problem_response
 
 log = logging.getLogger("travelrisk.access")
 
@@ -166,7 +168,62 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+class ControlCharacterMiddleware:
+    """Answers 422 for a path or query parameter holding a control character (such as a percent-encoded
+    NUL), for every route before it runs: no parameter has a use for one, and PostgreSQL cannot even
+    compare with a string holding NUL, where SQLite would. Body fields are checked by their types."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            errors = _control_character_errors(scope)
+            if errors:
+                response = problem_response(
+                    422,
+                    invalid_detail(errors),
+                    scope=scope,
+                    kind="invalid-input",
+                    title="Invalid input",
+                    errors=errors,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _control_character_errors(scope: Scope) -> list[dict[str, str]]:
+    errors = []
+    bad = control_character(scope.get("path", ""))
+    if bad is not None:
+        errors.append({"field": "", "message": f"the path contains the control character {bad}", "location": "path"})
+    query = scope.get("query_string", b"")
+    # Percent-encoded controls are `%00`-`%1F` and `%7F`; a plain query has none, and costs one search.
+    if query and _ENCODED_CONTROL.search(query):
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="replace"):
+            bad = control_character(value) or control_character(name)
+            if bad is not None:
+                errors.append(
+                    {
+                        "field": control_free(name),
+                        "message": f"contains the control character {bad}; remove it",
+                        "location": "query",
+                    }
+                )
+    return errors
+
+
+_ENCODED_CONTROL = re.compile(rb"%(?:[01][0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])|[\x00-\x1f\x7f]")
+
+
+def control_free(value: str) -> str:
+    """`value` with its control characters written as `U+XXXX`, fit to be echoed in an error."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"U+{ord(m.group()):04X}", value)
+
+
 def install(app: Any, body_limit: int) -> None:
     """Add the middleware to `app`; the request context is outermost so that every answer is logged."""
+    app.add_middleware(ControlCharacterMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     app.add_middleware(RequestContextMiddleware)
