@@ -167,8 +167,11 @@ def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
     for path in document.get("paths", {}).values():
         for operation in path.values():
             if operation.get("security"):
-                # Every call with a key counts against its rate limit (see service/ratelimit.py).
-                operation.setdefault("responses", {}).setdefault("429", problems.openapi_responses(429)[429])
+                # Every call with a key counts against its rate limit (see service/ratelimit.py), and
+                # needs the database to check the key.
+                responses = operation.setdefault("responses", {})
+                for status, entry in problems.openapi_responses(429, 503).items():
+                    responses.setdefault(str(status), entry)
             response = operation.get("responses", {}).get("422")
             if response is not None:
                 response["description"] = "Invalid input; `errors` lists every invalid field."

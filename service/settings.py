@@ -69,9 +69,9 @@ class Settings(BaseSettings):
         " key revoked with `travelrisk keys revoke` is refused within this time (0: check every request).",
     )
     trip_earliest_date: dt.date = Field(
-        default=dt.date(1930, 1, 1),
+        default=dt.date(1929, 1, 1),
         description="Earliest day a trip's leg may start: the incident history the model rests on begins in"
-        " the 1930s, so it has nothing to say about earlier trips. Earlier legs are refused with 422.",
+        " January 1929, so it has nothing to say about earlier trips. Earlier legs are refused with 422.",
     )
     trip_years_ahead: int = Field(
         default=5,

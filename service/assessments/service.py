@@ -112,7 +112,7 @@ def trip_bound_errors(request: AssessmentRequest, bounds: TripBounds) -> list[di
     """Errors (in Pydantic's shape, located in the body) for legs outside the bounds and a trip too long.
 
     These depend on the deployment's settings and on today, so they are checked here rather than in the
-    request form, which the CLI and training share (training reads incidents back to the 1930s).
+    request form, which the CLI and training share (training reads incidents back to 1929).
     """
     errors: list[dict[str, Any]] = []
     for index, leg in enumerate(request.trip.legs):

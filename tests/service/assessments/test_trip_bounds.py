@@ -37,7 +37,7 @@ def fields(response: Any) -> dict[str, str]:
 def test_the_endless_trip_is_refused_at_both_ends_and_for_its_length(client: TestClient, tenant: Any) -> None:
     response = client.post("/v1/assessments", json=trip(("0001-01-01", "9999-12-31")), headers=tenant.auth("requester"))
     errors = fields(response)
-    assert "1930-01-01" in errors["trip.legs.0.arrive"]
+    assert "1929-01-01" in errors["trip.legs.0.arrive"]
     assert "latest date" in errors["trip.legs.0.depart"]
     assert "days" in errors["trip.legs"]
     assert client.get("/v1/assessments", headers=tenant.auth("requester")).json()["items"] == []
@@ -47,7 +47,7 @@ def test_each_leg_is_checked_at_its_own_field(client: TestClient, tenant: Any) -
     far = (dt.date.today() + dt.timedelta(days=6 * 366)).isoformat()
     response = client.post(
         "/v1/assessments",
-        json=trip(("1929-12-31", "1930-01-05"), (far, far)),
+        json=trip(("1928-12-31", "1929-01-05"), (far, far)),
         headers=tenant.auth("requester"),
     )
     errors = fields(response)
@@ -58,7 +58,7 @@ def test_each_leg_is_checked_at_its_own_field(client: TestClient, tenant: Any) -
 def test_the_first_day_and_the_longest_trip_are_accepted(client: TestClient, tenant: Any) -> None:
     start = dt.date(2019, 3, 1)
     longest = (start + dt.timedelta(days=729)).isoformat()
-    ok = client.post("/v1/assessments", json=trip(("1930-01-01", "1930-01-02")), headers=tenant.auth("requester"))
+    ok = client.post("/v1/assessments", json=trip(("1929-01-01", "1929-01-02")), headers=tenant.auth("requester"))
     assert ok.status_code == 201, ok.text
     ok = client.post("/v1/assessments", json=trip((start.isoformat(), longest)), headers=tenant.auth("requester"))
     assert ok.status_code == 201, ok.text
@@ -92,7 +92,7 @@ def test_the_bounds_come_from_the_settings(strict: tuple[TestClient, dict[str, s
 
 
 def test_the_form_itself_is_unbounded_for_the_cli_and_training() -> None:
-    # Training reads incidents back to the 1930s (and any date YAML gives), through the same form.
+    # Training reads incidents back to 1929 (and any date YAML gives), through the same form.
     request = AssessmentRequest.model_validate(trip(("1934-05-01", "1934-05-02")))
     assert request.trip.start == dt.date(1934, 5, 1)
     parsed = AssessmentRequest.model_validate(
@@ -118,7 +118,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(f"TRAVELRISK_{name}", raising=False)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert (settings.trip_earliest_date, settings.trip_years_ahead, settings.trip_max_days) == (
-        dt.date(1930, 1, 1),
+        dt.date(1929, 1, 1),
         5,
         730,
     )
