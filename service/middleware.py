@@ -1,6 +1,7 @@
-"""ASGI middleware: request ids, access logs and response headers, and the request-body limit.
+"""ASGI middleware: request ids, access logs and response headers; the request-body limit; control
+characters in path and query parameters.
 
-Both are plain ASGI (not `BaseHTTPMiddleware`) so they add little per request and see streamed bodies.
+All are plain ASGI (not `BaseHTTPMiddleware`) so they add little per request and see streamed bodies.
 """
 
 from __future__ import annotations
