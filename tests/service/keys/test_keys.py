@@ -200,7 +200,8 @@ def test_a_tenant_admin_cannot_create_an_analyst_key(client: TestClient, tenant:
     # Only the keys the fixture made (one per role): nothing was created.
     assert len(listed) == len(Role)
     for role in ("requester", "reviewer", "admin"):
-        created = client.post("/v1/keys", json={"role": role}, headers=tenant.auth("admin"))
+        body = {"role": role, "holder": f"staff-{role}"}
+        created = client.post("/v1/keys", json=body, headers=tenant.auth("admin"))
         assert created.status_code == 201, created.text
 
 
