@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.db import upgrade_database
-from service.logs import configure_logging, uvicorn_log_config
-from service.settings import get_settings
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def worker_app() -> FastAPI:
+    """The application of one worker process (uvicorn's factory): armed to exit with its supervisor."""
+    from service.app import create_app
+    from service.supervision import exit_with_parent
+
+    exit_with_parent()
+    return create_app()
 
 
 def serve(
@@ -18,16 +27,24 @@ def serve(
 ) -> None:
     """Start the service: apply database migrations, load the model, serve HTTP.
 
-    The database is TRAVELRISK_DATABASE_URL (default: the SQLite file ./travelrisk.db).
+    The database is TRAVELRISK_DATABASE_URL (default: the SQLite file ./travelrisk.db). With --workers N,
+    the workers exit by themselves if this process dies, even by `kill -9`.
     """
     import uvicorn
+
+    from service.db import upgrade_database
+    from service.logs import configure_logging, uvicorn_log_config
+    from service.settings import get_settings
+    from service.supervision import SUPERVISOR_PID_ENV
 
     settings = get_settings()
     configure_logging(settings.log_level)
     if settings.apply_migrations:
         upgrade_database(settings.database_url)
+    # Worker processes inherit the environment: this is how each learns which process is its supervisor.
+    os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
     uvicorn.run(
-        "service.app:create_app",
+        "service.commands.serve:worker_app",
         factory=True,
         host=host,
         port=port,

@@ -17,6 +17,7 @@ from risk_rules.forms import iso_country_codes
 from risk_rules.reference import DestinationIn, ReferenceSetIn, ThirdCountryIn
 from risk_rules.sources import quote_problem
 from service.employer_disputes.service import KIND as DISPUTES
+from service.field_errors import clean_message
 from service.reference.records import RecordKind
 from service.situations.service import KIND as SITUATIONS
 
@@ -86,7 +87,7 @@ def _label(document: dict[str, Any], section: str, position: int) -> str:
 
 
 def _message(message: str) -> str:
-    return message.removeprefix("Value error, ")
+    return clean_message(message)
 
 
 def _problem(document: dict[str, Any], loc: Sequence[Any], message: str) -> SetProblem:
