@@ -21,9 +21,14 @@ def worker_app() -> FastAPI:
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (0.0.0.0 for every interface); default TRAVELRISK_HOST, 127.0.0.1."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP port; default TRAVELRISK_PORT, 8000.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes; default TRAVELRISK_WORKERS, 1.")
+    ] = None,
 ) -> None:
     """Start the service: apply database migrations, load the model, serve HTTP.
 
@@ -46,9 +51,9 @@ def serve(
     uvicorn.run(
         "service.commands.serve:worker_app",
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
         log_config=uvicorn_log_config(settings.log_level),
         access_log=False,
         # Our own problem responses and JSON logs replace uvicorn's defaults; the server header says nothing.
