@@ -36,6 +36,26 @@ def test_help_loads_no_web_database_or_model_stack(argv: list[str]) -> None:
     assert not {m for m in modules if m.split(".")[0] in HEAVY}
 
 
+def test_assess_loads_no_web_or_database_stack(tmp_path) -> None:
+    request = tmp_path / "request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "traveler": {"citizenships": ["CA"]},
+                "trip": {"legs": [{"country": "CN", "arrive": "2018-12-05", "depart": "2018-12-19"}]},
+            }
+        )
+    )
+    code = (
+        "import sys\nfrom service.cli import app\n"
+        f"sys.argv = ['travelrisk', 'assess', {str(request)!r}]\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    )
+    modules = imported_after(code)
+    assert "models.assess" in modules  # it did score
+    assert not {m for m in modules if m.split(".")[0] in ("fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic")}
+
+
 def test_assess_words_a_validator_error_without_pydantic_prefix() -> None:
     request = {
         "traveler": {"citizenships": ["CA"]},
