@@ -60,7 +60,7 @@ def test_list_versions_skips_cards_in_a_model_directory(tmp_path: Path) -> None:
 
 def test_train_without_its_packages_says_what_to_install_in_one_line(tmp_path: Path) -> None:
     # Whichever fitting package training imports first is missing.
-    done = run_cli("model", "train", "--out", str(tmp_path), "--bootstrap", "10", blocked="sklearn,scipy")
+    done = run_cli("model", "train", "--out", str(tmp_path), blocked="sklearn,scipy")
     assert done.returncode == 2, done.stdout + done.stderr
     expected = {f"error: {missing_module_message(module)}" for module in ("sklearn", "scipy")}
     assert done.stderr.strip() in expected, done.stderr
