@@ -86,7 +86,7 @@ def test_the_lock_pins_every_dependency_of_the_image_within_the_projects_bounds(
         assert name in pins, f"{name} is not in requirements.lock: refresh it (README: The image)"
         assert requirement.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} vs {requirement}"
     # Training runs in the image.
-    assert "numpy" in pins and ("scipy" in pins or "scikit-learn" in pins)
+    assert "numpy" in pins and "scipy" in pins
 
 
 def test_the_lock_is_for_the_images_python() -> None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 DISTRIBUTION = "travelrisk"
 
 # Import names of optional packages whose distribution is named otherwise.
-_DISTRIBUTION_OF_MODULE = {"sklearn": "scikit-learn", "yaml": "pyyaml", "psycopg": "psycopg"}
+_DISTRIBUTION_OF_MODULE = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
 
 # Our own packages: a missing module among them is a bug to show in full, not an install to suggest.
 _OWN_PACKAGES = {"service", "models", "risk_rules", "migrations"}

@@ -45,8 +45,10 @@ def test_model_list_names_versions_not_their_cards(tmp_path: Path) -> None:
     assert any(bundled_model_dir().glob("model-*.card.json")), "the bundled model has a card beside it"
     done = run_cli("model", "list", env={"TRAVELRISK_MODEL_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines == [f"* {active_version()}"]
+    listed = {line[2:]: line[0] for line in done.stdout.splitlines()}
+    artifacts = {p.name.removeprefix("model-").removesuffix(".json") for p in bundled_model_dir().glob("model-*.json")}
+    assert set(listed) == {a for a in artifacts if not a.endswith(".card")}
+    assert [v for v, mark in listed.items() if mark == "*"] == [active_version()]
     assert ".card" not in done.stdout
 
 
@@ -59,11 +61,10 @@ def test_list_versions_skips_cards_in_a_model_directory(tmp_path: Path) -> None:
 
 
 def test_train_without_its_packages_says_what_to_install_in_one_line(tmp_path: Path) -> None:
-    # Whichever fitting package training imports first is missing.
-    done = run_cli("model", "train", "--out", str(tmp_path), blocked="sklearn,scipy")
+    # The fitting package is missing, as after a broken install.
+    done = run_cli("model", "train", "--out", str(tmp_path), blocked="scipy")
     assert done.returncode == 2, done.stdout + done.stderr
-    expected = {f"error: {missing_module_message(module)}" for module in ("sklearn", "scipy")}
-    assert done.stderr.strip() in expected, done.stderr
+    assert done.stderr.strip() == f"error: {missing_module_message('scipy')}", done.stderr
     assert "pip install" in done.stderr
     assert "Traceback" not in done.stderr
     assert not any(tmp_path.iterdir()), "nothing is written"
