@@ -66,7 +66,8 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any,
     app_settings = make_settings(url, log_level="WARNING")
     engine = create_db_engine(app_settings)
     with session_scope(create_session_factory(engine)) as session:
-        issued = {role: keys.create_key(session, f"fuzz-{uuid.uuid4().hex[:8]}", role).secret for role in Role}
+        tenant = f"fuzz-{uuid.uuid4().hex[:8]}"
+        issued = {role: keys.create_key(session, tenant, role, f"{role.value}-holder").secret for role in Role}
     engine.dispose()
     app = create_app(app_settings)
     with asgi.get_client(app) as client:  # runs the lifespan once for the whole run
