@@ -1,6 +1,6 @@
 """The FastAPI application: `create_app` wires settings, database, engine, errors, middleware and routes.
 
-`travelrisk serve` runs it with uvicorn as a factory (`service.app:create_app`), once per worker process.
+`travelrisk serve` runs it with uvicorn as a factory (`service.commands.serve:worker_app`), once per worker process.
 """
 
 from __future__ import annotations

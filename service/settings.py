@@ -55,6 +55,24 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the database. The default is a SQLite file in the working directory;"
         " for PostgreSQL use `postgresql+psycopg://user:password@host:5432/dbname`.",
     )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address `travelrisk serve` listens on (`0.0.0.0` for every interface); `--host` overrides it.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65_535,
+        description="TCP port of `travelrisk serve` (and of the image's health check); `--port` overrides it.",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `travelrisk serve`; `--workers` overrides it. Workers exit when the"
+        " process that started them dies.",
+    )
     max_body_bytes: int = Field(
         default=65_536,
         ge=1_024,

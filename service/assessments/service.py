@@ -317,7 +317,8 @@ def revision_body(session: Session, row: Assessment, revision: int | None = None
     ]
     wanted = row.current_revision if revision is None else revision
     if wanted == 1:
-        body = {**row.response, "revision": 1}
+        # The original scoring has no re-scoring time or reason; they are there as null, as documented.
+        body = {**row.response, "revision": 1, "revised_at": None, "revision_reason": None}
     else:
         found = next((r for r in later if r.revision == wanted), None)
         if found is None:

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.assessments.examples import REQUEST_EXAMPLE
-from service.problems import field_errors
+from service.field_errors import field_errors
 
 PROBLEM = "application/problem+json"
 
