@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
@@ -27,6 +28,8 @@ from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
 from service.rescoring.service import Rescorer
+from service.rosters.router import router as rosters_router
+from service.rosters.service import RosterWorker
 from service.settings import Settings, get_settings
 from service.situations.router import router as situations_router
 
@@ -42,6 +45,11 @@ Every `/v1` call needs `Authorization: Bearer <key>` (create one with
 
 TAGS = [
     {"name": "assessments", "description": "Score a trip; read stored assessments (your tenant's only)."},
+    {
+        "name": "rosters",
+        "description": "Many trips at once (JSON or CSV), scored in the background; each trip becomes an ordinary"
+        " assessment.",
+    },
     {"name": "model", "description": "The active model and the factors it weighs."},
     {
         "name": "situations",
@@ -87,9 +95,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rescorer = Rescorer(session_factory, scoring, app.state.write_lock)
         rescorer.start()
         app.state.rescorer = rescorer
+        # Rosters are worked through beside the requests; unfinished ones of an earlier process resume.
+        roster_worker = RosterWorker(
+            session_factory, scoring, app.state.write_lock, chunk_size=settings.roster_chunk_size
+        )
+        roster_worker.start()
+        app.state.roster_worker = roster_worker
         try:
             yield
         finally:
+            app.state.roster_worker.stop()
             rescorer.stop()
             if checkpointer is not None:
                 checkpointer.stop()
@@ -102,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -111,9 +127,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.write_lock = write_lock(engine)
 
     problems.install(app)
-    middleware.install(app, body_limit=settings.max_body_bytes)
+    middleware.install(
+        app, body_limit=settings.max_body_bytes, path_limits={"/v1/rosters": settings.roster_max_body_bytes}
+    )
     for router in (
         assessments_router,
+        rosters_router,
         situations_router,
         employer_disputes_router,
         destinations_router,
@@ -139,6 +158,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the OpenAPI document: the route's name (its handler's name unless the route
+    sets `name=`), e.g. `create_assessment`.
+
+    FastAPI's default appends the path and method (`create_assessment_v1_assessments_post`), which
+    generated clients turn into their function names; ids must stay stable, since renaming one renames
+    the integrators' functions.
+    """
+    return route.name
 
 
 def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def metadata() -> MetaData:
     import service.model.models  # noqa: F401
     import service.reference.models  # noqa: F401
     import service.rescoring.models  # noqa: F401
+    import service.rosters.models  # noqa: F401
     import service.tenants.models  # noqa: F401
 
     return Base.metadata

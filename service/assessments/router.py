@@ -121,17 +121,18 @@ async def create_assessment(http_request: Request) -> Response:
     try:
         principal = await principal_for(http_request, session, bearer_key(http_request))
         check_role(principal, _CREATORS)
-        idempotency_key = _idempotency_key(http_request)
+        key = idempotency_key(http_request)
         request = parse_request_body(http_request, await http_request.body())
         return await run_db_work(
-            http_request, _create, request, principal, session, state.scoring, state.write_lock, idempotency_key
+            http_request, _create, request, principal, session, state.scoring, state.write_lock, key
         )
     finally:
         # Closing rolls back anything left uncommitted: a failure part-way leaves nothing behind.
         session.close()
 
 
-def _idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key header, checked (422 when malformed); None when absent."""
     value = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if value is None or _IDEMPOTENCY_KEY.fullmatch(value):
         return value
