@@ -195,4 +195,21 @@ def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
                 }
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _const_as_enum(schemas)
     return document
+
+
+def _const_as_enum(node: Any) -> None:
+    """Rewrite `{"const": x}` as the equivalent one-value `{"enum": [x]}`, in place.
+
+    Client generators handle `enum` everywhere, but some not a `const` inside `anyOf`: openapi-python-client
+    0.29 makes the entry document's `"destination_travel_permit" | country code` refuse every country code.
+    """
+    if isinstance(node, dict):
+        if "const" in node and "enum" not in node:
+            node["enum"] = [node.pop("const")]
+        for value in node.values():
+            _const_as_enum(value)
+    elif isinstance(node, list):
+        for value in node:
+            _const_as_enum(value)
