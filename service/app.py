@@ -29,6 +29,7 @@ from service.model.router import router as model_router
 from service.model.service import ScoringEngine
 from service.rescoring.service import Rescorer
 from service.rosters.router import router as rosters_router
+from service.rosters.schemas import RosterResult
 from service.rosters.service import RosterWorker
 from service.settings import Settings, get_settings
 from service.situations.router import router as situations_router
@@ -174,14 +175,15 @@ def operation_id(route: APIRoute) -> str:
 def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
     """Document every error as problem details: add the schema and replace FastAPI's default 422.
 
-    Also publishes the assessment request's schema, which POST /v1/assessments documents by reference
-    because it reads its body itself.
+    Also publishes the schemas that operations reading or writing their bodies themselves refer to: the
+    assessment request (POST /v1/assessments, POST /v1/rosters) and a roster's result line.
     """
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    request_schema = AssessmentRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, schema in request_schema.pop("$defs", {}).items():
-        schemas.setdefault(name, schema)
-    schemas.setdefault("AssessmentRequest", request_schema)
+    for model in (AssessmentRequest, RosterResult):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, schema in model_schema.pop("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        schemas.setdefault(model.__name__, model_schema)
     problem_schema = problems.ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["ProblemDetails"] = problem_schema

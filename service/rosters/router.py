@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,7 +18,7 @@ from service.keys.service import Principal
 from service.problems import Conflict, InvalidInput, NotFound, Problem, openapi_responses
 from service.rosters import csv_format, service
 from service.rosters.models import Roster
-from service.rosters.schemas import RosterAccepted, RosterResult, RosterStatus
+from service.rosters.schemas import RosterAccepted, RosterStatus
 
 router = APIRouter(prefix="/v1/rosters", tags=["rosters"])
 
@@ -31,7 +28,6 @@ AnyRole = Annotated[Principal, Depends(require(*Role))]
 _CREATORS = frozenset({Role.requester, Role.admin})
 JSONL = "application/jsonl"
 CSV = "text/csv"
-RESULT_COLUMNS = ("row", "reference", "status", "band", "probability", "top_factors", "assessment_id", "errors")
 
 UPLOAD_OPENAPI: dict[str, Any] = {
     "parameters": [
@@ -222,36 +218,8 @@ def get_roster_results(
     rows = service.result_rows(sessions, roster)
     if _wanted_format(request, format) == "csv":
         return StreamingResponse(
-            _csv_lines(rows),
+            service.csv_results(rows),
             media_type=CSV,
             headers={"Content-Disposition": f'attachment; filename="roster-{roster.id}.csv"'},
         )
     return StreamingResponse((orjson.dumps(row) + b"\n" for row in rows), media_type=JSONL)
-
-
-def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(RESULT_COLUMNS)
-    for row in rows:
-        errors = row["errors"] or []
-        writer.writerow(
-            [
-                row["row"],
-                row["reference"] or "",
-                row["status"],
-                row["band"] or "",
-                "" if row["probability"] is None else row["probability"],
-                ";".join(row["top_factors"]),
-                row["assessment_id"] or "",
-                "; ".join(f"{e.get('column') or e.get('field') or ''}: {e['message']}" for e in errors),
-            ]
-        )
-        if out.tell() > 64_000:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
-
-
-__all__ = ["router", "RosterResult"]

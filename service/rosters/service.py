@@ -11,13 +11,15 @@ so no trip is ever stored twice.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import logging
 import threading
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,7 @@ MAX_ATTEMPTS = 3
 ERRORS_SHOWN = 100
 BANDS = ("low", "elevated", "high", "severe")
 COUNT_KEYS = (*BANDS, "out_of_scope")
+RESULT_COLUMNS = ("row", "reference", "status", "band", "probability", "top_factors", "assessment_id", "errors")
 _WAKE = threading.Event()
 
 
@@ -189,6 +192,32 @@ def result_rows(sessions: sessionmaker[Session], roster: Roster, page: int = 100
         after = items[-1].position
 
 
+def csv_results(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Results as CSV text, in pieces: the columns of the JSON lines, top factors and errors joined with `;`."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(RESULT_COLUMNS)
+    for row in rows:
+        errors = row["errors"] or []
+        writer.writerow(
+            [
+                row["row"],
+                row["reference"] or "",
+                row["status"],
+                row["band"] or "",
+                "" if row["probability"] is None else row["probability"],
+                ";".join(row["top_factors"]),
+                row["assessment_id"] or "",
+                "; ".join(f"{e.get('column') or e.get('field') or ''}: {e['message']}" for e in errors),
+            ]
+        )
+        if out.tell() > 64_000:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading an upload's rows
 
@@ -245,7 +274,9 @@ class RosterWorker:
         write_lock: AbstractContextManager[Any],
         chunk_size: int = 500,
         poll_seconds: float = 1.0,
+        on_progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
+        self._on_progress = on_progress
         self._sessions = session_factory
         self._scoring = scoring
         self._write_lock = write_lock
@@ -273,9 +304,10 @@ class RosterWorker:
                 _WAKE.wait(self._poll)
                 _WAKE.clear()
 
-    def run_once(self) -> bool:
-        """Claim one roster and work on it until it is done (or the worker stops); False when there was none."""
-        claim = self._claim()
+    def run_once(self, roster_id: str | None = None) -> bool:
+        """Claim one roster (this one, if given) and work on it until it is done (or the worker stops); False
+        when there was none to claim."""
+        claim = self._claim(roster_id)
         if claim is None:
             return False
         roster_id, token = claim
@@ -292,16 +324,14 @@ class RosterWorker:
             self._release(roster_id, token, failed=type(exc).__name__)
         return True
 
-    def _claim(self) -> tuple[str, str] | None:
+    def _claim(self, roster_id: str | None = None) -> tuple[str, str] | None:
         now = utcnow()
         claimable = or_(Roster.claimed_at.is_(None), Roster.claimed_at < now - LEASE)
         with write_transaction(self._sessions, self._write_lock) as session:
-            candidate = session.scalar(
-                select(Roster.id)
-                .where(Roster.state.in_(("queued", "running")), claimable)
-                .order_by(Roster.created_at)
-                .limit(1)
-            )
+            query = select(Roster.id).where(Roster.state.in_(("queued", "running")), claimable)
+            if roster_id is not None:
+                query = query.where(Roster.id == roster_id)
+            candidate = session.scalar(query.order_by(Roster.created_at).limit(1))
             if candidate is None:
                 return None
             token = uuid.uuid4().hex
@@ -343,6 +373,8 @@ class RosterWorker:
             done, invalid = self._chunk_of(
                 roster_id, token, tenant_id, roster_format, rows, done, end, total, counts, invalid
             )
+            if self._on_progress is not None:
+                self._on_progress(roster_id, done, total)
         log.info("roster finished", extra={"roster": roster_id, "total": total, "invalid": invalid})
 
     def _chunk_of(
