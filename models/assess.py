@@ -409,27 +409,13 @@ class Assessor:
         if not rows:
             return BatchResult(probability, lower, upper, baseline, bands, top_factors)
         x = np.asarray(rows)
-        idx = np.asarray(starts)
         trips = np.asarray(scored_trips)
-        # Legs combine as 1 − Π(1 − p): sums of log-survival over each trip's contiguous rows.
-        log_survival = -np.logaddexp(0.0, self.model.intercept + x @ self._coef)  # log(1 − sigmoid)
-        p = -np.expm1(np.add.reduceat(log_survival, idx))
-        base_eta = self.model.intercept + x[:, self._tc] * self._coef[self._tc]
-        base = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, base_eta), idx))
-        boot_eta = x @ self._boot_coef_t
-        boot_eta += self._boot_int
-        boot_p = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, boot_eta), idx, axis=0))
-        b = boot_p.shape[1]
-        lo_pos, hi_pos = ((b - 1) * q / 100.0 for q in INTERVAL)
-        # Only the four order statistics around the two quantiles are needed: partition, not sort.
-        kth = sorted({int(lo_pos), min(int(lo_pos) + 1, b - 1), int(hi_pos), min(int(hi_pos) + 1, b - 1)})
-        boot_p.partition(kth, axis=1)
-        lo = _column_quantile(boot_p, lo_pos)
-        hi = _column_quantile(boot_p, hi_pos)
+        _, p, lo, hi, base = self._matrix_scores(x, np.asarray(starts))
         probability[trips] = p
         baseline[trips] = base
-        lower[trips] = np.minimum(lo, p)
-        upper[trips] = np.maximum(hi, p)
+        lower[trips] = lo
+        upper[trips] = hi
+        idx = np.asarray(starts)
         thresholds = self.model.bands
         cut = np.array([thresholds.elevated, thresholds.high, thresholds.severe])
         band_names = ("low", "elevated", "high", "severe")
