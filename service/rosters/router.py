@@ -91,7 +91,8 @@ async def create_roster(http_request: Request) -> Response:
             )
         body = await http_request.body()
         try:
-            upload = service.parse_upload(body, media_type)
+            # Parsing tens of megabytes takes a while: off the event loop, like the database work.
+            upload = await run_db_work(http_request, service.parse_upload, body, media_type)
         except service.UploadRejected as exc:
             error = {"field": exc.field, "message": str(exc), "location": "body"}
             raise InvalidInput(f"The roster cannot be read: {exc}", [error]) from None
@@ -133,10 +134,12 @@ def _create(
     except IntegrityError:
         # A concurrent upload with the same key committed first: answer as its retry would be answered.
         session.rollback()
-        existing = service.find_by_idempotency_key(session, principal.tenant_id, key) if key else None
+        if key is None:
+            raise
+        existing = service.find_by_idempotency_key(session, principal.tenant_id, key)
         if existing is None:
             raise
-        return _replay(existing, upload, key)  # type: ignore[arg-type]
+        return _replay(existing, upload, key)
     return _accepted(roster)
 
 

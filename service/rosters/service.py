@@ -43,6 +43,7 @@ log = logging.getLogger("travelrisk.rosters")
 MAX_TRIPS = 50_000
 LEASE = dt.timedelta(seconds=10)
 MAX_ATTEMPTS = 3
+RETRY_DELAY = dt.timedelta(seconds=2)
 ERRORS_SHOWN = 100
 BANDS = ("low", "elevated", "high", "severe")
 COUNT_KEYS = (*BANDS, "out_of_scope")
@@ -336,10 +337,10 @@ class RosterWorker:
         except Problem as exc:
             # The model or database is unavailable: not the roster's fault; try again later.
             log.warning("roster paused", extra={"roster": roster_id, "status": exc.status_code})
-            self._release(roster_id, token, failed=None)
+            self._release(roster_id, token, retry_after=RETRY_DELAY)
         except Exception as exc:  # noqa: BLE001 - recorded on the roster; retried up to MAX_ATTEMPTS
             log.exception("roster chunk failed", extra={"roster": roster_id})
-            self._release(roster_id, token, failed=type(exc).__name__)
+            self._release(roster_id, token, failed=type(exc).__name__, retry_after=RETRY_DELAY)
         return True
 
     def _claim(self, roster_id: str | None = None) -> tuple[str, str] | None:
@@ -362,18 +363,23 @@ class RosterWorker:
             )
             return (candidate, token) if claimed.rowcount == 1 else None
 
-    def _release(self, roster_id: str, token: str, failed: str | None) -> None:
+    def _release(
+        self, roster_id: str, token: str, *, failed: str | None = None, retry_after: dt.timedelta | None = None
+    ) -> None:
+        """Give the roster up: for another worker at once, or (after a failure) after `retry_after`."""
         with write_transaction(self._sessions, self._write_lock) as session:
             roster = session.get(Roster, roster_id)
             if roster is None or roster.claim_token != token:
                 return
             roster.claim_token = None
-            roster.claimed_at = None
+            # A held-back lease keeps a passing fault (the database restarting) from being retried at once.
+            roster.claimed_at = None if retry_after is None else utcnow() - LEASE + retry_after
             if failed is not None:
                 roster.attempts += 1
                 if roster.attempts >= MAX_ATTEMPTS:
                     roster.state = "failed"
                     roster.finished_at = utcnow()
+                    roster.payload = None
                     roster.failure = f"processing failed {roster.attempts} times ({failed}); {roster.done} trips stored"
 
     def _process(self, roster_id: str, token: str) -> None:
@@ -386,7 +392,9 @@ class RosterWorker:
             rows = read_rows(roster_format, roster.payload)
         while done < total:
             if self._stop.is_set():
-                return  # the lease runs out and another process (or this one, restarted) resumes
+                # Shutting down: the next process (or another worker) resumes after the last chunk.
+                self._release(roster_id, token)
+                return
             end = min(done + self._chunk, total)
             done, invalid = self._chunk_of(
                 roster_id, token, tenant_id, roster_format, rows, done, end, total, counts, invalid

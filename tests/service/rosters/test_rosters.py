@@ -225,3 +225,35 @@ def test_results_are_one_row_per_trip(client: TestClient, tenant: Any, sessions:
             select(func.count()).select_from(RosterItem).where(RosterItem.roster_id == status["id"])
         )
     assert stored == 1200
+
+
+def test_a_roster_that_keeps_failing_is_marked_failed(client: TestClient, tenant: Any, sessions: Any) -> None:
+    from service.rosters import service as rosters
+    from service.rosters.models import Roster
+
+    upload = rosters.parse_upload(json.dumps([trip("F-1")]).encode(), "application/json")
+    with sessions() as session:
+        owner = session.scalar(select(TenantRow.id).where(TenantRow.name == tenant.name))
+        roster = rosters.create(session, owner, upload, None)
+        roster.payload = b"damaged"  # as if the stored upload had been damaged
+        session.commit()
+    rosters.wake()
+    status = wait_done(client, tenant.auth("requester"), f"/v1/rosters/{roster.id}", timeout=60)
+    assert status["state"] == "failed" and status["done"] == 0
+    assert status["failure"].startswith(f"processing failed {rosters.MAX_ATTEMPTS} times (error)")
+    with sessions() as session:
+        assert session.get(Roster, roster.id).payload is None
+
+
+def test_a_roster_over_its_own_limit_is_refused(settings: Any, make_tenant: Any) -> None:
+    from service.app import create_app
+
+    small = settings.model_copy(update={"roster_max_body_bytes": 4096})
+    owner = make_tenant()
+    with TestClient(create_app(small)) as limited:
+        body = json.dumps([trip(f"B-{i}") for i in range(100)]).encode()
+        headers = {**owner.auth("requester"), "Content-Type": "application/json"}
+        response = limited.post("/v1/rosters", content=body, headers=headers)
+        assert response.status_code == 413
+        assert response.json()["detail"] == "The request body exceeds the limit of 4096 bytes."
+        assert limited.post("/v1/rosters", content=body[:2000], headers=headers).status_code == 422  # cut JSON
