@@ -98,6 +98,11 @@ class ContentTooLarge(Problem):
         super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
 
 
+class UnsupportedMediaType(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(415, detail)
+
+
 class InvalidInput(Problem):
     def __init__(self, detail: str, errors: Sequence[Mapping[str, str]]) -> None:
         super().__init__(422, detail, kind="invalid-input", title="Invalid input", errors=errors)

@@ -34,9 +34,10 @@ class RetryPolicy:
         self.backoff = backoff
         self.max_backoff = max_backoff
 
-    def retryable(self, method: str, headers: Mapping[str, str], outcome: httpx.Response | Exception) -> bool:
-        """Whether a request may be sent again after this answer or transport error."""
-        if method not in IDEMPOTENT_METHODS and IDEMPOTENCY_KEY not in headers:
+    def retryable(self, method: str, keyed: bool, outcome: httpx.Response | Exception) -> bool:
+        """Whether a request may be sent again after this answer or transport error: a safe method, or a
+        POST to an operation that honours its Idempotency-Key (`keyed`)."""
+        if method not in IDEMPOTENT_METHODS and not keyed:
             return False
         if isinstance(outcome, Exception):
             return isinstance(outcome, httpx.TransportError)

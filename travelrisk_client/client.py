@@ -70,8 +70,13 @@ class Client:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        keyed: bool = False,
     ) -> httpx.Response:
-        """Send a request with retries; return the success response or raise the typed error."""
+        """Send a request; return the success response or raise the typed error.
+
+        Safe methods are retried; a POST is retried only when `keyed` says its operation honours the
+        Idempotency-Key (assessments and rosters do), with the same key on every attempt.
+        """
         method = method.upper()
         sent = _base.request_headers(method, headers, idempotency_key)
         attempt = 0
@@ -82,7 +87,7 @@ class Client:
                 )
             except httpx.TransportError as exc:
                 outcome = exc
-            if attempt < self.retry.max_retries and self.retry.retryable(method, sent, outcome):
+            if attempt < self.retry.max_retries and self.retry.retryable(method, keyed, outcome):
                 attempt += 1
                 time.sleep(self.retry.delay(attempt, outcome))
                 continue
@@ -97,7 +102,7 @@ class Client:
     ) -> AssessmentResponse:
         """Score a trip and store it (validated locally with the server's form first)."""
         response = self.request(
-            "POST", "/v1/assessments", json=_base.assessment_body(request), idempotency_key=idempotency_key
+            "POST", "/v1/assessments", json=_base.assessment_body(request), idempotency_key=idempotency_key, keyed=True
         )
         return AssessmentResponse.model_validate_json(response.content)
 
@@ -149,6 +154,7 @@ class Client:
             content=body,
             headers={"Content-Type": content_type},
             idempotency_key=idempotency_key,
+            keyed=True,
         )
         return RosterAccepted.model_validate_json(response.content)
 
@@ -245,8 +251,13 @@ class AsyncClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
+        keyed: bool = False,
     ) -> httpx.Response:
-        """Send a request with retries; return the success response or raise the typed error."""
+        """Send a request; return the success response or raise the typed error.
+
+        Safe methods are retried; a POST is retried only when `keyed` says its operation honours the
+        Idempotency-Key (assessments and rosters do), with the same key on every attempt.
+        """
         method = method.upper()
         sent = _base.request_headers(method, headers, idempotency_key)
         attempt = 0
@@ -257,7 +268,7 @@ class AsyncClient:
                 )
             except httpx.TransportError as exc:
                 outcome = exc
-            if attempt < self.retry.max_retries and self.retry.retryable(method, sent, outcome):
+            if attempt < self.retry.max_retries and self.retry.retryable(method, keyed, outcome):
                 attempt += 1
                 await asyncio.sleep(self.retry.delay(attempt, outcome))
                 continue
@@ -270,7 +281,7 @@ class AsyncClient:
     ) -> AssessmentResponse:
         """Score a trip and store it (validated locally with the server's form first)."""
         response = await self.request(
-            "POST", "/v1/assessments", json=_base.assessment_body(request), idempotency_key=idempotency_key
+            "POST", "/v1/assessments", json=_base.assessment_body(request), idempotency_key=idempotency_key, keyed=True
         )
         return AssessmentResponse.model_validate_json(response.content)
 
@@ -323,6 +334,7 @@ class AsyncClient:
             content=body,
             headers={"Content-Type": content_type},
             idempotency_key=idempotency_key,
+            keyed=True,
         )
         return RosterAccepted.model_validate_json(response.content)
 

@@ -15,7 +15,7 @@ from service.auth import bearer_key, check_role, principal_for, require
 from service.db import get_session, run_db_work
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import Conflict, InvalidInput, NotFound, Problem, openapi_responses
+from service.problems import Conflict, InvalidInput, NotFound, UnsupportedMediaType, openapi_responses
 from service.rosters import csv_format, service
 from service.rosters.models import Roster
 from service.rosters.schemas import RosterAccepted, RosterStatus
@@ -86,8 +86,8 @@ async def create_roster(http_request: Request) -> Response:
         key = idempotency_key(http_request)
         media_type = http_request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type not in ("application/json", CSV) and not media_type.endswith("+json"):
-            raise Problem(
-                415, "Send the roster as a JSON array (`Content-Type: application/json`) or as CSV (`text/csv`)."
+            raise UnsupportedMediaType(
+                "Send the roster as a JSON array (`Content-Type: application/json`) or as CSV (`text/csv`)."
             )
         body = await http_request.body()
         try:

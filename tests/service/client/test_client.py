@@ -107,6 +107,14 @@ def test_a_post_whose_answer_was_lost_is_retried_with_the_same_key_and_stored_on
         assert [a.id for a in client.iter_assessments(traveler_reference=reference)] == [created.id]
 
 
+def test_a_post_that_does_not_honour_idempotency_keys_is_not_retried(server: Server, new_key: Any) -> None:
+    transport = LosesFirstResponse(losses=1)
+    client = Client(server.base_url, new_key("admin"), transport=transport, backoff=0.01)
+    with client, pytest.raises(TransportError):
+        client.request("POST", "/v1/keys", json={"role": "requester"})
+    assert len(transport.sent) == 1  # a second attempt could have created a second key
+
+
 def test_retries_stop_and_fail_with_a_transport_error(server: Server, new_key: Any) -> None:
     transport = LosesFirstResponse(losses=5)
     client = Client(server.base_url, new_key(), transport=transport, max_retries=2, backoff=0.01)
