@@ -32,7 +32,8 @@ class Roster(Base):
     state: Mapped[str] = mapped_column(String(10))
     # json or csv: how `payload` is read and how rows are numbered
     format: Mapped[str] = mapped_column(String(4))
-    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Deferred: only a worker starting on the roster reads the upload, never a status poll.
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     total: Mapped[int] = mapped_column(Integer)
     done: Mapped[int] = mapped_column(Integer, default=0)
     invalid: Mapped[int] = mapped_column(Integer, default=0)
