@@ -123,7 +123,11 @@ def _in_process(console: Console, body: bytes, media_type: str, tenant: str, out
                 chunk_size=settings.roster_chunk_size,
                 on_progress=lambda _id, done, _total: progress.update(task, completed=done),
             )
-            worker.run_once(roster_id)
+            # Work on the roster until it is finished. A service's worker on the same database may claim it
+            # first (then this follows its progress), and a chunk that failed is claimed again after a pause.
+            while not _finished(sessions, roster_id, lambda done: progress.update(task, completed=done)):
+                if not worker.run_once(roster_id):
+                    time.sleep(0.25)
         with sessions() as session:
             stored = session.get_one(service.Roster, roster_id)
             status = RosterStatus.model_validate(service.status_body(session, stored))
@@ -136,6 +140,17 @@ def _in_process(console: Console, body: bytes, media_type: str, tenant: str, out
     finally:
         engine.dispose()
     return status
+
+
+def _finished(sessions: Any, roster_id: str, update: Any) -> bool:
+    """Whether the roster is done or failed; reports its progress."""
+    from service.rosters.models import Roster
+
+    with sessions() as session:
+        roster = session.get_one(Roster, roster_id)
+        state, done = roster.state, roster.done
+    update(done)
+    return state in ("done", "failed")
 
 
 def _summary(console: Console, status: RosterStatus, seconds: float) -> None:
