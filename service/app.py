@@ -13,26 +13,35 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
+from service.assessments.router import trip_bounds
+from service.dated_records.kinds import EMPLOYER_DISPUTES, SITUATIONS
+from service.dated_records.router import router_for
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
 from service.destinations.router import router as destinations_router
-from service.employer_disputes.router import router as employer_disputes_router
 from service.health.router import router as health_router
 from service.keys.router import router as keys_router
 from service.keys.service import VerifiedKeyCache
 from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
+from service.policy.router import router as policy_router
+from service.ratelimit import RateLimiter
 from service.rescoring.service import Rescorer
+from service.reviews.router import router as reviews_router
 from service.rosters.router import router as rosters_router
 from service.rosters.schemas import RosterResult
 from service.rosters.service import RosterWorker
 from service.settings import Settings, get_settings
-from service.situations.router import router as situations_router
+from service.ui.docs import router as docs_router
+from service.ui.pages import PACKAGE as UI_PACKAGE
+from service.ui.pages import problem_page
+from service.ui.router import router as ui_router
 
 DESCRIPTION = """\
 Scores the risk that a traveller is detained or barred from leaving a destination (China, Hong Kong,
@@ -50,6 +59,16 @@ TAGS = [
         "name": "rosters",
         "description": "Many trips at once (JSON or CSV), scored in the background; each trip becomes an ordinary"
         " assessment.",
+    },
+    {
+        "name": "reviews",
+        "description": "Review decisions on assessments whose band the tenant's policy sends to review (roles"
+        " `reviewer` and `admin` decide; four eyes; never changed or deleted), and the review queue.",
+    },
+    {
+        "name": "policy",
+        "description": "The tenant's review policy: bands that need review, approvals for severe trips, stricter"
+        " thresholds; every change is a new version (role `admin` changes it, any role reads it).",
     },
     {"name": "model", "description": "The active model and the factors it weighs."},
     {
@@ -98,7 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rescorer = rescorer
         # Rosters are worked through beside the requests; unfinished ones of an earlier process resume.
         roster_worker = RosterWorker(
-            session_factory, scoring, app.state.write_lock, chunk_size=settings.roster_chunk_size
+            session_factory,
+            scoring,
+            app.state.write_lock,
+            chunk_size=settings.roster_chunk_size,
+            trip_bounds=lambda: trip_bounds(settings),
         )
         roster_worker.start()
         app.state.roster_worker = roster_worker
@@ -119,29 +142,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # Served by `service.ui.docs` from the package's own assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.scoring = scoring
     app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_failed_auth_per_address)
     app.state.write_lock = write_lock(engine)
 
-    problems.install(app)
+    problems.install(app, problem_page=problem_page)
     middleware.install(
         app, body_limit=settings.max_body_bytes, path_limits={"/v1/rosters": settings.roster_max_body_bytes}
     )
-    for router in (
+    routers = (
         assessments_router,
         rosters_router,
-        situations_router,
-        employer_disputes_router,
+        reviews_router,
+        policy_router,
+        router_for(SITUATIONS),
+        router_for(EMPLOYER_DISPUTES),
         destinations_router,
         model_router,
         keys_router,
         health_router,
-    ):
+        ui_router,
+        docs_router,
+    )
+    for router in routers:
         app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=UI_PACKAGE / "static"), name="ui-static")
+    # What `Allow` lists on 405 and OPTIONS: every method of every route at a path.
+    app.state.route_methods = problems.method_index([*app.routes, *(r for router in routers for r in router.routes)])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -189,6 +224,12 @@ def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
     schemas["ProblemDetails"] = problem_schema
     for path in document.get("paths", {}).values():
         for operation in path.values():
+            if operation.get("security"):
+                # Every call with a key counts against its rate limit (see service/ratelimit.py), and
+                # needs the database to check the key.
+                responses = operation.setdefault("responses", {})
+                for status, entry in problems.openapi_responses(429, 503).items():
+                    responses.setdefault(str(status), entry)
             response = operation.get("responses", {}).get("422")
             if response is not None:
                 response["description"] = "Invalid input; `errors` lists every invalid field."

@@ -8,8 +8,9 @@ Route code raises a `Problem` (or lets a typed engine error propagate); the hand
 from __future__ import annotations
 
 import logging
+import re
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -17,12 +18,16 @@ import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import get_route_path
 
 from risk_rules.errors import ModelArtifactError, ReferenceDataError, RuleSetError, TravelriskError
 
 PROBLEM_JSON = "application/problem+json"
+DATABASE_RETRY_AFTER_SECONDS = 5
 TYPE_PREFIX = "urn:travelrisk:problem:"
 
 log = logging.getLogger("travelrisk.errors")
@@ -66,11 +71,14 @@ class Problem(HTTPException):
         title: str | None = None,
         errors: Sequence[Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(status_code=status, detail=detail, headers=dict(headers) if headers else None)
         self.kind = kind
         self.title = title or HTTPStatus(status).phrase
         self.errors = [dict(e) for e in errors] if errors is not None else None
+        # Problem-specific members of the body (RFC 9457 extensions), e.g. the current revision.
+        self.extensions = dict(extensions) if extensions else None
 
 
 class Unauthorized(Problem):
@@ -79,8 +87,8 @@ class Unauthorized(Problem):
 
 
 class Forbidden(Problem):
-    def __init__(self, detail: str) -> None:
-        super().__init__(403, detail)
+    def __init__(self, detail: str, *, kind: str | None = None, title: str | None = None) -> None:
+        super().__init__(403, detail, kind=kind, title=title)
 
 
 class NotFound(Problem):
@@ -89,8 +97,35 @@ class NotFound(Problem):
 
 
 class Conflict(Problem):
-    def __init__(self, detail: str, *, kind: str, title: str) -> None:
-        super().__init__(409, detail, kind=kind, title=title)
+    def __init__(self, detail: str, *, kind: str, title: str, extensions: Mapping[str, Any] | None = None) -> None:
+        super().__init__(409, detail, kind=kind, title=title, extensions=extensions)
+
+
+class StaleRevision(Conflict):
+    """A write based on an older revision of an assessment than the current one."""
+
+    def __init__(self, assessment_id: str, read: int, current: int) -> None:
+        super().__init__(
+            f"You read revision {read} of assessment '{assessment_id}', but it has been re-scored: the current"
+            f" revision is {current}. Read revision {current} and decide on it.",
+            kind="stale-revision",
+            title="Stale revision",
+            extensions={"current_revision": current},
+        )
+
+
+class ReviewNotOpen(Conflict):
+    """A decision on an assessment whose review state accepts none (not required, or already decided)."""
+
+    def __init__(self, detail: str, state: str) -> None:
+        super().__init__(detail, kind="review-not-open", title="Review not open", extensions={"review_state": state})
+
+
+class ReviewForbidden(Forbidden):
+    """A decision this key may not make on this assessment (four-eyes rules, no holder)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, kind="review-forbidden", title="Review not allowed")
 
 
 class ContentTooLarge(Problem):
@@ -103,9 +138,50 @@ class UnsupportedMediaType(Problem):
         super().__init__(415, detail)
 
 
+class MalformedJson(Problem):
+    """A body that is not JSON we accept: `reason` says what is wrong and where."""
+
+    def __init__(self, reason: str, *, kind: str = "malformed-json", title: str = "Malformed JSON") -> None:
+        super().__init__(
+            400,
+            f"The body is not valid JSON: {reason}.",
+            kind=kind,
+            title=title,
+            errors=[{"field": "", "message": reason, "location": "body"}],
+        )
+
+
 class InvalidInput(Problem):
     def __init__(self, detail: str, errors: Sequence[Mapping[str, str]]) -> None:
         super().__init__(422, detail, kind="invalid-input", title="Invalid input", errors=errors)
+
+
+class SignInRequired(Unauthorized):
+    """A workspace page asked for without a valid session: the browser is sent to the sign-in page."""
+
+    def __init__(self) -> None:
+        super().__init__("Sign in with your API key to open this page.")
+
+
+class CsrfRejected(Forbidden):
+    """A workspace form posted without the token of the session (or of the sign-in form) it came from."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The form was refused: it did not carry this session's security token. Reload the page and send"
+            " the form again."
+        )
+
+
+class TooManyRequests(Problem):
+    def __init__(self, detail: str, *, retry_after: int, headers: Mapping[str, str]) -> None:
+        super().__init__(
+            429,
+            detail,
+            kind="rate-limited",
+            title="Too many requests",
+            headers={**headers, "Retry-After": str(retry_after)},
+        )
 
 
 class ServiceUnavailable(Problem):
@@ -222,17 +298,38 @@ def invalid_input(errors: Iterable[Mapping[str, Any]]) -> InvalidInput:
 # ---------------------------------------------------------------------------------------------
 # Handlers
 
+UI_PREFIX = "/ui"
+ProblemPage = Callable[[Request, dict[str, Any]], Response]
+"""Renders a problem as an HTML page of the workspace (installed by `install(app, problem_page=...)`)."""
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return (path == UI_PREFIX or path.startswith(UI_PREFIX + "/")) and not path.startswith(UI_PREFIX + "/static/")
+
+
+def _answer(
+    request: Request, status: int, detail: str, *, headers: Mapping[str, str] | None = None, **fields: Any
+) -> Response:
+    """Problem details; for a workspace page, the same problem as an HTML page (a sign-in for a 401)."""
+    page: ProblemPage | None = getattr(request.app.state, "problem_page", None)
+    if page is not None and _is_page(request):
+        body = problem_body(status, detail, instance=request.url.path, **fields)
+        return page(request, body)
+    return problem_response(status, detail, scope=request.scope, headers=headers, **fields)
+
 
 async def _problem_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem_response(
+    return _answer(
+        request,
         exc.status_code,
         str(exc.detail),
-        scope=request.scope,
         headers=exc.headers,
         kind=exc.kind,
         title=exc.title,
         errors=exc.errors,
+        extensions=exc.extensions,
     )
 
 
@@ -243,26 +340,40 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     if status == 404 and exc.detail == HTTPStatus(404).phrase:
         detail = f"There is no resource at {request.url.path}."
     elif status == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}."
-    return problem_response(status, detail, scope=request.scope, headers=exc.headers)
+        # Starlette answers from the first route that matched the path, which knows only its own method:
+        # the path's methods are those of every route that matches it.
+        allow = ", ".join(allowed_methods(request))
+        if request.method == "OPTIONS":
+            # OPTIONS asks what the path supports: that is an answer, not an error.
+            return Response(status_code=204, headers={"Allow": allow})
+        detail = f"{request.method} is not allowed on {request.url.path}; it allows {allow}."
+        return _answer(request, status, detail, headers={**(exc.headers or {}), "Allow": allow})
+    return _answer(request, status, detail, headers=exc.headers)
+
+
+def method_index(routes: Iterable[Any]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Each route's path pattern and methods (routes without a path, such as mounts, are skipped)."""
+    return [
+        (route.path_regex, frozenset(route.methods))
+        for route in routes
+        if getattr(route, "path_regex", None) is not None and getattr(route, "methods", None)
+    ]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (from `app.state.route_methods`, built by
+    `method_index`), OPTIONS included."""
+    path = get_route_path(request.scope)
+    methods = {"OPTIONS"}
+    for pattern, route_methods in getattr(request.app.state, "route_methods", ()):
+        if pattern.match(path):
+            methods.update(route_methods)
+    return sorted(methods)
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     raw = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in raw):
-        error = next(e for e in raw if e.get("type") == "json_invalid")
-        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
-        position = error["loc"][1] if len(error.get("loc", ())) > 1 else None
-        where = f" at character {position}" if position is not None else ""
-        return problem_response(
-            400,
-            f"The body is not valid JSON: {reason}{where}.",
-            scope=request.scope,
-            kind="malformed-json",
-            title="Malformed JSON",
-            errors=[{"field": "", "message": f"{reason}{where}", "location": "body"}],
-        )
     if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in raw):
         return problem_response(
             415, "Send the body as JSON with `Content-Type: application/json`.", scope=request.scope
@@ -271,9 +382,7 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
     for error in errors:
         if error["field"] == "" and error["location"] == "body" and error["message"] == "Field required":
             error["message"] = "A JSON request body is required."
-    return problem_response(
-        422, invalid_detail(errors), scope=request.scope, kind="invalid-input", title="Invalid input", errors=errors
-    )
+    return _answer(request, 422, invalid_detail(errors), kind="invalid-input", title="Invalid input", errors=errors)
 
 
 async def _engine_unavailable_handler(request: Request, exc: Exception) -> Response:
@@ -288,28 +397,46 @@ async def _engine_unavailable_handler(request: Request, exc: Exception) -> Respo
     )
 
 
+async def _database_unavailable_handler(request: Request, exc: Exception) -> Response:
+    # Only the error's type: its message can quote the statement's parameters, i.e. request data.
+    log.error("database unavailable", extra={"error_type": type(exc).__name__})
+    return problem_response(
+        503,
+        "The database is not available; try again later.",
+        scope=request.scope,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        kind="database-unavailable",
+        title="Service unavailable",
+    )
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     # The traceback is logged without the exception's message, which may quote request data.
     log.error(
         "unhandled error",
         extra={"error_type": type(exc).__name__, "traceback": "".join(traceback.format_tb(exc.__traceback__))},
     )
-    return problem_response(
+    return _answer(
+        request,
         500,
         "An unexpected error occurred; it has been logged.",
-        scope=request.scope,
         kind="internal-error",
         title="Internal Server Error",
     )
 
 
-def install(app: FastAPI) -> None:
-    """Register the problem-details handlers on `app`."""
+def install(app: FastAPI, problem_page: ProblemPage | None = None) -> None:
+    """Register the problem-details handlers on `app`; `problem_page` answers workspace pages in HTML."""
+    app.state.problem_page = problem_page
     app.add_exception_handler(Problem, _problem_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     for engine_error in (ModelArtifactError, RuleSetError, ReferenceDataError):
         app.add_exception_handler(engine_error, _engine_unavailable_handler)
+    # The database cannot be reached or used (stopped, unreachable, its file gone, locked past the busy
+    # timeout, no pooled connection free in time): the request may succeed later, so 503, not 500.
+    for database_error in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(database_error, _database_unavailable_handler)
     app.add_exception_handler(TravelriskError, _unexpected_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
@@ -321,10 +448,11 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No key, or an unknown or revoked key.",
         403: "The key's role may not do this.",
         404: "No such object in the caller's tenant.",
-        409: "The Idempotency-Key was used with a different body.",
+        409: "The Idempotency-Key was used with a different body, or the object changed (see `type`).",
         413: "The body is larger than the limit.",
         415: "The body is not JSON.",
         422: "Invalid input; `errors` lists every invalid field.",
+        429: "Over a rate limit: the key's requests, or the address's failed authentications; see `Retry-After`.",
         503: "The database or the model is not available.",
     }
     return {

@@ -18,6 +18,7 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, load_only
 
 from risk_rules.forms import AssessmentRequest
+from risk_rules.values import to_utc
 from service.assessments.models import Assessment
 from service.db import utcnow
 
@@ -48,6 +49,11 @@ def timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def destinations_of(request: AssessmentRequest) -> list[str]:
+    """The countries of the trip's legs, in itinerary order, each once."""
+    return list(dict.fromkeys(leg.country for leg in request.trip.legs))
+
+
 def new_assessment(
     *,
     tenant_id: str,
@@ -56,14 +62,19 @@ def new_assessment(
     result: dict[str, Any],
     idempotency_key: str | None,
     body_hash: str,
+    requested_by_key: str | None = None,
+    requested_by_holder: str | None = None,
 ) -> dict[str, Any]:
     """The column values (with the full response body) of a freshly scored request.
 
-    `result` is the engine's response body without id and time (`Assessor.assess_body`).
+    `result` is the engine's response body without id and time (`Assessor.assess_body`), judged under the
+    tenant's policy (`service.policy.service.judge`), whose `review` it takes the state from.
     """
     assessment_id = new_id()
     created_at = utcnow()
     response: dict[str, Any] = {"id": assessment_id, "created_at": timestamp(created_at), **result}
+    review = result["review"]
+    response["review"] = {**review, "policy_version": review.get("policy_version", 0), "since": timestamp(created_at)}
     score = result["score"]
     versions = result["versions"]
     return {
@@ -85,7 +96,78 @@ def new_assessment(
         "created_at": created_at,
         "current_revision": 1,
         "changed_at": created_at,
+        "requested_by_key": requested_by_key,
+        "requested_by_holder": requested_by_holder,
+        "policy_version": result["review"].get("policy_version", 0),
+        "review_state": result["review"]["state"],
+        "review_state_at": created_at,
+        "destinations": " ".join(destinations_of(request)),
+        **top_factor(result),
+        "row_version": 1,
     }
+
+
+def top_factor(body: dict[str, Any]) -> dict[str, str | None]:
+    """The column values naming a response's largest factor (none when no factor fired)."""
+    factors = body.get("factors") or []
+    if not factors:
+        return {"top_factor_id": None, "top_factor_title": None}
+    return {"top_factor_id": factors[0]["id"], "top_factor_title": factors[0]["title"][:300]}
+
+
+@dataclass(frozen=True, slots=True)
+class TripBounds:
+    """The dates a trip may have in this deployment (from settings), and its longest length in days."""
+
+    earliest: dt.date
+    latest: dt.date
+    max_days: int
+
+    @classmethod
+    def from_settings(cls, earliest: dt.date, years_ahead: int, max_days: int, today: dt.date) -> TripBounds:
+        """Bounds whose latest day is `years_ahead` years after `today` (29 February falls back a day)."""
+        year = min(today.year + years_ahead, dt.MAXYEAR)
+        try:
+            latest = today.replace(year=year)
+        except ValueError:
+            latest = today.replace(year=year, day=28)
+        return cls(earliest=earliest, latest=latest, max_days=max_days)
+
+
+def trip_bound_errors(request: AssessmentRequest, bounds: TripBounds) -> list[dict[str, Any]]:
+    """Errors (in Pydantic's shape, located in the body) for legs outside the bounds and a trip too long.
+
+    These depend on the deployment's settings and on today, so they are checked here rather than in the
+    request form, which the CLI and training share (training reads incidents back to 1929).
+    """
+    errors: list[dict[str, Any]] = []
+    for index, leg in enumerate(request.trip.legs):
+        if leg.arrive < bounds.earliest:
+            errors.append(
+                {
+                    "loc": ("body", "trip", "legs", index, "arrive"),
+                    "msg": f"arrive ({leg.arrive}) is before {bounds.earliest}, the earliest date this service"
+                    " scores: the incident history its model rests on starts then",
+                }
+            )
+        if leg.depart > bounds.latest:
+            errors.append(
+                {
+                    "loc": ("body", "trip", "legs", index, "depart"),
+                    "msg": f"depart ({leg.depart}) is after {bounds.latest}, the latest date this service"
+                    " scores: plan trips at most that far ahead",
+                }
+            )
+    days = (request.trip.end - request.trip.start).days + 1
+    if days > bounds.max_days:
+        errors.append(
+            {
+                "loc": ("body", "trip", "legs"),
+                "msg": f"the trip lasts {days} days ({request.trip.start} to {request.trip.end}), longer than"
+                f" the {bounds.max_days} days this service scores: split it into separate trips",
+            }
+        )
+    return errors
 
 
 _INSERT = sql_insert(Assessment.__table__)
@@ -153,6 +235,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         position = dt.datetime.fromisoformat(created)
         if position.tzinfo is None or not isinstance(assessment_id, str):
             raise ValueError
+        # Compared with UTC columns: an instant outside the years 1-9999 in UTC is no position at all.
+        position = to_utc(position)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise InvalidCursor("not a cursor issued by this service") from exc
     return position, assessment_id
@@ -170,6 +254,8 @@ _SUMMARY_COLUMNS = (
     Assessment.model_version,
     Assessment.current_revision,
     Assessment.changed_at,
+    Assessment.review_state,
+    Assessment.row_version,
 )
 
 
@@ -245,4 +331,17 @@ def revision_body(session: Session, row: Assessment, revision: int | None = None
             return None
         body = dict(found.response)
     body["revisions"] = history
+    if wanted == row.current_revision:
+        # The review moves on after scoring (decisions, re-opens): the current revision shows where it is.
+        body["review"] = current_review(row)
     return body
+
+
+def current_review(row: Assessment) -> dict[str, Any]:
+    """The `review` member of the assessment's current revision: its state now."""
+    return {
+        "required": row.review_state != "not_required",
+        "state": row.review_state,
+        "policy_version": row.policy_version,
+        "since": timestamp(row.review_state_at) if row.review_state_at else None,
+    }

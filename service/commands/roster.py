@@ -87,6 +87,7 @@ def _on_server(console: Console, server: str, key: str, file: Path, out: Path | 
 def _in_process(console: Console, body: bytes, media_type: str, tenant: str, out: Path | None) -> RosterStatus:
     import orjson
 
+    from service.assessments.router import trip_bounds
     from service.db import create_db_engine, create_session_factory, upgrade_database, write_lock
     from service.model.service import ScoringEngine
     from service.rosters import service
@@ -121,6 +122,7 @@ def _in_process(console: Console, body: bytes, media_type: str, tenant: str, out
                 scoring,
                 write_lock(engine),
                 chunk_size=settings.roster_chunk_size,
+                trip_bounds=lambda: trip_bounds(settings),
                 on_progress=lambda _id, done, _total: progress.update(task, completed=done),
             )
             # Work on the roster until it is finished. A service's worker on the same database may claim it

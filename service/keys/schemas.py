@@ -14,7 +14,16 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Role
+    role: Role = Field(
+        description="`requester`, `reviewer` or `admin`. `analyst` is refused (403): analyst keys change the"
+        " reference data of every tenant and are created by the deployment's operator with the CLI."
+    )
+    holder: str | None = Field(
+        default=None,
+        description="The staff member the key is issued to: an opaque identifier of 1-64 printable characters"
+        " (no names needed). Required for `reviewer` keys; reviews are attributed to it.",
+        examples=["staff-0042"],
+    )
 
 
 class KeyInfo(BaseModel):
@@ -22,6 +31,7 @@ class KeyInfo(BaseModel):
 
     id: str = Field(description="The key's public id (the part after `trk_`).")
     role: Role
+    holder: str | None = Field(default=None, description="The staff member the key is issued to.")
     created_at: dt.datetime
     revoked_at: dt.datetime | None
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response, StreamingResponse
 
-from service.assessments.router import IDEMPOTENCY_KEY_HEADER, idempotency_key
+from service.assessments.router import IDEMPOTENCY_KEY_HEADER, read_idempotency_key
 from service.auth import bearer_key, check_role, principal_for, require
 from service.db import get_session, run_db_work
 from service.keys.models import Role
@@ -83,7 +83,7 @@ async def create_roster(http_request: Request) -> Response:
     try:
         principal = await principal_for(http_request, session, bearer_key(http_request))
         check_role(principal, _CREATORS)
-        key = idempotency_key(http_request)
+        key = read_idempotency_key(http_request)
         media_type = http_request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type not in ("application/json", CSV) and not media_type.endswith("+json"):
             raise UnsupportedMediaType(

@@ -294,8 +294,11 @@ class RosterWorker:
         chunk_size: int = 500,
         poll_seconds: float = 1.0,
         on_progress: Callable[[str, int, int], None] | None = None,
+        trip_bounds: Callable[[], assessments.TripBounds] | None = None,
     ) -> None:
         self._on_progress = on_progress
+        # The deployment's bounds on trip dates and length, as POST /v1/assessments applies them.
+        self._trip_bounds = trip_bounds
         self._sessions = session_factory
         self._scoring = scoring
         self._write_lock = write_lock
@@ -306,6 +309,18 @@ class RosterWorker:
 
     def start(self) -> None:
         self._thread.start()
+
+    def _bound_errors(self, roster_format: str, request: AssessmentRequest) -> list[dict[str, str]]:
+        if self._trip_bounds is None:
+            return []
+        errors = []
+        for error in assessments.trip_bound_errors(request, self._trip_bounds()):
+            field = ".".join(str(p) for p in error["loc"][1:])
+            entry = {"field": field, "message": error["msg"]}
+            if roster_format == "csv":
+                entry = {"column": csv_format.column_of(field.split(".")), **entry}
+            errors.append(entry)
+        return errors
 
     def stop(self) -> None:
         self._stop.set()
@@ -475,10 +490,14 @@ class RosterWorker:
             errors = row.errors
             if not errors and row.document is not None:
                 try:
-                    requests.append((position, AssessmentRequest.model_validate(row.document)))
-                    continue
+                    request = AssessmentRequest.model_validate(row.document)
                 except ValidationError as exc:
                     errors = _validation_errors(roster_format, exc)
+                else:
+                    errors = self._bound_errors(roster_format, request)
+                    if not errors:
+                        requests.append((position, request))
+                        continue
             reference = row.document.get("traveler", {}) if isinstance(row.document, dict) else {}
             ref_value = reference.get("reference") if isinstance(reference, dict) else None
             items.append(

@@ -33,7 +33,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    """Settings for tests: nothing read from the developer's environment or .env file."""
+    """Settings for tests: nothing read from the developer's environment or .env file.
+
+    The suite makes more requests a minute, and more with bad keys, than the default limits allow a
+    client, and dates trips decades ahead; the limits and bounds themselves are tested on applications of
+    their own.
+    """
+    overrides.setdefault("rate_limit_per_key", "1000000/minute")
+    overrides.setdefault("rate_limit_failed_auth_per_address", "1000000/minute")
+    # Tests keep their reference data and trips apart from each other's by dating them decades ahead.
+    overrides.setdefault("trip_years_ahead", 50)
     return Settings(_env_file=None, database_url=database_url, **overrides)  # type: ignore[call-arg]
 
 
@@ -81,13 +90,16 @@ def client(app_client: TestClient) -> TestClient:
 
 @dataclass
 class Tenant:
-    """A fresh tenant with one key per role."""
+    """A fresh tenant with one key per role, each issued to its own holder (`holder(role)`)."""
 
     name: str
     keys: dict[Role, str]
 
     def auth(self, role: Role | str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[Role(role)]}"}
+
+    def holder(self, role: Role | str) -> str:
+        return f"{Role(role).value}-{self.name}"
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +111,7 @@ def make_tenant(settings: Settings) -> Iterator[Callable[[], Tenant]]:
     def make() -> Tenant:
         name = f"t-{uuid.uuid4().hex[:12]}"
         with session_scope(factory) as session:
-            issued = {role: keys.create_key(session, name, role).secret for role in Role}
+            issued = {role: keys.create_key(session, name, role, f"{role.value}-{name}").secret for role in Role}
         return Tenant(name=name, keys=issued)
 
     yield make
