@@ -1,7 +1,7 @@
 """Rosters: uploads of many trips scored in the background, and the outcome of each trip.
 
 Revision ID: 0006_rosters
-Revises: 0002
+Revises: 0004b_ui_sessions
 Create Date: 2026-11-30
 """
 
