@@ -134,6 +134,11 @@ class ContentTooLarge(Problem):
         super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
 
 
+class UnsupportedMediaType(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(415, detail)
+
+
 class MalformedJson(Problem):
     """A body that is not JSON we accept: `reason` says what is wrong and where."""
 

@@ -80,6 +80,20 @@ class Settings(BaseSettings):
         description="Largest accepted request body in bytes; a larger one (declared or streamed) is"
         " answered with 413 before it is parsed.",
     )
+    roster_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1_024,
+        le=1024 * 1024 * 1024,
+        description="Largest accepted roster upload (`POST /v1/rosters`) in bytes; every other request has"
+        " `max_body_bytes`. A roster of 50,000 trips in JSON is typically 10-40 MB.",
+    )
+    roster_chunk_size: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Trips of a roster scored and committed together, with the roster's progress: a roster"
+        " interrupted by a restart resumes after its last committed chunk.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the JSON-lines log written to standard error."
     )

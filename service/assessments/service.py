@@ -180,6 +180,13 @@ def insert(session: Session, values: dict[str, Any]) -> None:
     session.connection().execute(_INSERT, values)
 
 
+def insert_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add many assessments (values of `new_assessment`) to the session's transaction in one statement;
+    the rows are those `insert` writes, one per trip."""
+    if rows:
+        session.connection().execute(_INSERT, rows)
+
+
 def get(session: Session, tenant_id: str, assessment_id: str) -> Assessment | None:
     """The tenant's assessment with this id; another tenant's is not found."""
     return session.scalar(select(Assessment).where(Assessment.id == assessment_id, Assessment.tenant_id == tenant_id))
