@@ -21,6 +21,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
 def new_key(database_url: str) -> Callable[..., str]:
     def make(role: str = "requester", tenant: str | None = None) -> str:
         tenant = tenant or f"cl-{uuid.uuid4().hex[:10]}"
-        return cli("keys", "create", "--tenant", tenant, "--role", role, database_url=database_url).stdout.strip()
+        holder = ["--holder", f"staff-{uuid.uuid4().hex[:6]}"] if role == "reviewer" else []
+        return cli(
+            "keys", "create", "--tenant", tenant, "--role", role, *holder, database_url=database_url
+        ).stdout.strip()
 
     return make

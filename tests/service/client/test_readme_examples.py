@@ -57,7 +57,13 @@ def environment(server: Server, key: str) -> dict[str, str]:
 def test_the_command_line_roster_examples(server: Server, new_key: Any, workdir: Path) -> None:
     (script,) = blocks("A roster from the command line", "sh")
     result = subprocess.run(
-        ["bash", "-e", "-c", script.replace(README_URL, server.base_url)],
+        # The README's lines name the newcomer's `.venv/bin/travelrisk`: here, this environment's.
+        [
+            "bash",
+            "-e",
+            "-c",
+            script.replace(README_URL, server.base_url).replace(".venv/bin/", f"{Path(sys.executable).parent}/"),
+        ],
         cwd=workdir,
         env=environment(server, new_key()),
         capture_output=True,
