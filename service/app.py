@@ -29,6 +29,8 @@ from service.model.service import ScoringEngine
 from service.rescoring.service import Rescorer
 from service.settings import Settings, get_settings
 from service.situations.router import router as situations_router
+from service.webhooks.delivery import Deliverer
+from service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """\
 Scores the risk that a traveller is detained or barred from leaving a destination (China, Hong Kong,
@@ -60,6 +62,10 @@ TAGS = [
         " treaties and forced returns of (any role).",
     },
     {"name": "keys", "description": "API keys of your tenant (role `admin`)."},
+    {
+        "name": "webhooks",
+        "description": "Endpoints of your tenant that receive signed events (role `admin`), and their delivery logs.",
+    },
     {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
 ]
 
@@ -87,9 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rescorer = Rescorer(session_factory, scoring, app.state.write_lock)
         rescorer.start()
         app.state.rescorer = rescorer
+        # Webhook deliveries likewise, including those an earlier process left claimed or due.
+        deliverer = Deliverer(session_factory, app.state.write_lock, settings)
+        deliverer.start()
+        app.state.deliverer = deliverer
         try:
             yield
         finally:
+            deliverer.stop()
             rescorer.stop()
             if checkpointer is not None:
                 checkpointer.stop()
@@ -119,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         destinations_router,
         model_router,
         keys_router,
+        webhooks_router,
         health_router,
     ):
         app.include_router(router)

@@ -81,6 +81,7 @@ def metadata() -> MetaData:
     import service.reference.models  # noqa: F401
     import service.rescoring.models  # noqa: F401
     import service.tenants.models  # noqa: F401
+    import service.webhooks.models  # noqa: F401
 
     return Base.metadata
 

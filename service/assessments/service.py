@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, load_only
 from risk_rules.forms import AssessmentRequest
 from service.assessments.models import Assessment
 from service.db import utcnow
+from service.webhooks import service as webhooks
 
 
 def new_id() -> str:
@@ -92,10 +93,12 @@ _INSERT = sql_insert(Assessment.__table__)
 
 
 def insert(session: Session, values: dict[str, Any]) -> None:
-    """Add one assessment to the session's transaction (a single INSERT; the caller commits)."""
+    """Add one assessment to the session's transaction (a single INSERT; the caller commits), with its
+    `assessment.created` webhook event in the same transaction."""
     # A Core insert on the session's connection (same transaction): the row is written once and never
     # loaded back, so the ORM's unit of work would only add cost.
     session.connection().execute(_INSERT, values)
+    webhooks.emit(session, values["tenant_id"], "assessment.created", webhooks.assessment_data(values))
 
 
 def get(session: Session, tenant_id: str, assessment_id: str) -> Assessment | None:

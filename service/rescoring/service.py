@@ -26,6 +26,7 @@ from service.db import utcnow
 from service.reference.models import EMPLOYER_DISPUTE, SITUATION
 from service.reference.store import Change
 from service.rescoring.models import AssessmentRevision, RescoringJob
+from service.webhooks import service as webhooks
 
 log = logging.getLogger("travelrisk.rescoring")
 
@@ -196,10 +197,13 @@ class Rescorer:
                 documents = self._record_documents(session, job)
                 assessor = self._scoring.assessor()
                 reference = self._scoring.reference(session)
+                events: list[webhooks.PendingEvent] = []
                 for row in rows:
                     examined += 1
-                    if self._rescore(session, job, documents, assessor, reference, row):
+                    if self._rescore(session, job, documents, assessor, reference, row, events):
                         rescored += 1
+                # Each revision's webhook event is committed with it (one endpoint look-up per tenant).
+                webhooks.emit_all(session, events)
                 after = rows[-1].id
                 job.claimed_at = utcnow()  # renew the lease while working
                 job.examined, job.rescored = examined, rescored
@@ -224,6 +228,7 @@ class Rescorer:
         assessor: Any,
         reference: Any,
         row: Assessment,
+        events: list[webhooks.PendingEvent],
     ) -> bool:
         already = session.scalar(
             select(AssessmentRevision.id).where(
@@ -264,11 +269,23 @@ class Rescorer:
                 created_at=now,
             )
         )
+        old_band = row.band
         row.current_revision = revision
         row.changed_at = now
         score = body["score"]
         row.band = score["band"] if score else None
         row.probability = score["probability"] if score else None
+        data = {
+            "assessment_id": row.id,
+            "traveler_reference": row.traveler_reference,
+            "band": row.band,
+            "probability": row.probability,
+            "revision": revision,
+            "old_band": old_band,
+            "new_band": row.band,
+            "reason": job.reason,
+        }
+        events.append(webhooks.PendingEvent(row.tenant_id, "assessment.rescored", data))
         return True
 
     @staticmethod
