@@ -66,6 +66,8 @@ WEBHOOK_TEST_SETTINGS: dict[str, object] = {
     "webhooks_backoff_base_seconds": 0.05,
     "webhooks_poll_seconds": 0.1,
     "webhooks_timeout_seconds": 5.0,
+    "webhooks_max_attempts": 4,
+    "webhooks_disable_after_failed_events": 2,
 }
 
 
