@@ -149,8 +149,11 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 worked = self.run_once()
-            except Exception:  # noqa: BLE001 - the claim lapses and the delivery is attempted again
-                log.exception("webhook delivery failed; it will be attempted again")
+            except Exception as exc:  # noqa: BLE001 - the claim lapses and the delivery is attempted again
+                # Without the message, which may quote SQL parameters (and so traveller data).
+                log.error(
+                    "webhook delivery failed; it will be attempted again", extra={"error_type": type(exc).__name__}
+                )
                 worked = False
             if not worked:
                 service.WAKE.wait(self._settings.webhooks_poll_seconds)
