@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select
+from sqlalchemy import bindparam, delete, event, insert, select
 from sqlalchemy.orm import Session
 
 from service.db import utcnow
@@ -36,6 +36,23 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 # Set after a transaction that emitted events commits, so this process's delivery worker starts at once
 # (workers of other processes find the deliveries on their next poll).
 WAKE = threading.Event()
+_EMITTED = "webhooks.emitted"
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    # One listener for every session, reading a flag, costs less than a listener added per transaction.
+    if session.info.pop(_EMITTED, False):
+        WAKE.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_EMITTED, None)
+
+
+def _wake_on_commit(session: Session) -> None:
+    session.info[_EMITTED] = True
 
 
 def _new_id(prefix: str) -> str:
@@ -170,7 +187,13 @@ class PendingEvent:
     data: dict[str, Any]
 
 
-_TARGETS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.enabled.is_(True))
+# Built once and run as Core on the session's connection: this look-up runs in every assessment's
+# transaction, where the ORM's per-statement work would cost more than the query.
+_TARGETS = select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+    WebhookEndpoint.tenant_id == bindparam("tenant_id"), WebhookEndpoint.enabled.is_(True)
+)
+_INSERT_EVENT = insert(WebhookEvent.__table__)
+_INSERT_DELIVERY = insert(WebhookDelivery.__table__)
 
 
 def emit(session: Session, tenant_id: str, event_type: str, data: dict[str, Any]) -> str | None:
@@ -192,10 +215,11 @@ def emit_all(
     now = utcnow()
     event_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
+    connection = session.connection()
     for pending in events:
         targets = cache.get(pending.tenant_id)
         if targets is None:
-            targets = list(session.execute(_TARGETS.where(WebhookEndpoint.tenant_id == pending.tenant_id)))
+            targets = list(connection.execute(_TARGETS, {"tenant_id": pending.tenant_id}))
             cache[pending.tenant_id] = targets
         wanted = [endpoint_id for endpoint_id, types in targets if pending.type in types]
         if not wanted:
@@ -224,10 +248,9 @@ def emit_all(
             for endpoint_id in wanted
         )
     if event_rows:
-        connection = session.connection()
-        connection.execute(insert(WebhookEvent.__table__), event_rows)
-        connection.execute(insert(WebhookDelivery.__table__), delivery_rows)
-        event.listen(session, "after_commit", lambda _session: WAKE.set(), once=True)
+        connection.execute(_INSERT_EVENT, event_rows)
+        connection.execute(_INSERT_DELIVERY, delivery_rows)
+        _wake_on_commit(session)
     return [row["id"] for row in event_rows]
 
 
@@ -322,5 +345,5 @@ def redeliver(session: Session, endpoint: WebhookEndpoint, original: WebhookDeli
         created_at=now,
     )
     session.add(delivery)
-    event.listen(session, "after_commit", lambda _session: WAKE.set(), once=True)
+    _wake_on_commit(session)
     return delivery
