@@ -1,4 +1,4 @@
-"""The model artifact: plain JSON read with numpy only (no pickle, no scikit-learn when scoring).
+"""The model artifact: plain JSON read with numpy only (no pickle, no scipy when scoring).
 
 Artifacts live in a model directory as `model-<version>.json` with their model cards beside them;
 `active.json` names the active version. Every version stays loadable so that an old assessment can
@@ -18,7 +18,9 @@ import numpy as np
 
 from risk_rules.errors import ModelArtifactError
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
+# Format 1 (bootstrap refits) stays loadable so that old assessments can be re-explained.
+SUPPORTED_FORMATS = (1, 2)
 THIRD_COUNTRY_FEATURE = "third_country_leg"
 
 
@@ -48,7 +50,7 @@ class ModelArtifact:
     features: tuple[str, ...]
     coefficients: np.ndarray  # (F,)
     intercept: float  # corrected to the per-trip base rate
-    bootstrap_coefficients: np.ndarray  # (B, F)
+    bootstrap_coefficients: np.ndarray  # (B, F): posterior draws (bootstrap refits in format 1)
     bootstrap_intercepts: np.ndarray  # (B,), corrected
     bands: BandThresholds
     rules_version: str
@@ -65,11 +67,12 @@ class ModelArtifact:
 def artifact_from_document(document: dict[str, Any], origin: str = "model artifact") -> ModelArtifact:
     """Build a `ModelArtifact` from its JSON document, checking shapes."""
     try:
-        if document.get("format") != ARTIFACT_FORMAT:
+        if document.get("format") not in SUPPORTED_FORMATS:
             raise ModelArtifactError(f"{origin}: unsupported artifact format {document.get('format')!r}")
         features = tuple(document["features"])
         coefficients = np.asarray(document["coefficients"], dtype=float)
-        boot = document["bootstrap"]
+        # Draws of the coefficients: posterior draws (format 2 on), bootstrap refits in older artifacts.
+        boot = document["posterior_draws"] if "posterior_draws" in document else document["bootstrap"]
         boot_coef = np.asarray(boot["coefficients"], dtype=float)
         boot_int = np.asarray(boot["intercepts"], dtype=float)
         bands = document["bands"]["thresholds"]

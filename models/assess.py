@@ -181,9 +181,9 @@ class Assessor:
     def _interval(
         self, values: Sequence[Sequence[float]], third: Sequence[bool], probability: float
     ) -> tuple[float, float]:
-        """The 95% bootstrap interval of the trip probability for the assessed legs' rule values.
+        """The 95% posterior interval of the trip probability for the assessed legs' rule values.
 
-        Sums only the non-zero features' bootstrap columns: a handful of length-B vector additions,
+        Sums only the non-zero features' posterior-draw columns: a handful of length-B vector additions,
         cheaper than a matrix product and free of BLAS threads contending for the worker's core.
         """
         survival = None
@@ -199,7 +199,7 @@ class Assessor:
         boot = 1.0 - survival
         boot.sort()
         lower, upper = _sorted_quantile(boot, INTERVAL[0]), _sorted_quantile(boot, INTERVAL[1])
-        # The percentile interval is reported around the point estimate; when bootstrap skew puts the
+        # The percentile interval is reported around the point estimate; when skew of the draws puts the
         # estimate outside it, the interval is widened to include it rather than contradict the score.
         return min(lower, probability), max(upper, probability)
 
@@ -280,7 +280,7 @@ class Assessor:
     ) -> BatchResult:
         """Score a roster in one vectorised pass: probabilities, intervals, bands and top factors.
 
-        Facts and rules run per trip (as in `assess`); the model, the bootstrap interval, the bands and
+        Facts and rules run per trip (as in `assess`); the model, the posterior interval, the bands and
         the ranking of factors run once over the whole roster's leg matrix.
         """
         rows: list[list[float]] = []
@@ -346,13 +346,17 @@ class Assessor:
     # ------------------------------------------------------------------ what the model is
 
     def factors(self) -> list[dict[str, Any]]:
-        """Every factor the rules can fire, with its coefficient and interval (GET /v1/factors)."""
+        """Every factor the rules can fire, with its prior, posterior and interval (GET /v1/factors)."""
         card = self.model.document
         intervals = card.get("coefficient_intervals", {})
+        weights = card.get("factors", {})
         out = []
         for j, rule in enumerate(self.rules.rules):
             coefficient = float(self._coef[j])
             lo, hi = intervals.get(rule.id, [coefficient, coefficient])
+            weight = weights.get(rule.id, {})
+            prior = rule.prior
+            prior_lo, prior_hi = prior.grade.interval()
             out.append(
                 {
                     "id": rule.id,
@@ -363,6 +367,17 @@ class Assessor:
                     "coefficient": round(coefficient, 6),
                     "odds_multiplier": round(math.exp(coefficient), 6),
                     "interval": [round(math.exp(lo), 6), round(math.exp(hi), 6)],
+                    "prior": {
+                        "grade": prior.grade.name,
+                        "mean": round(prior.grade.expected(), 6),
+                        "interval": [round(prior_lo, 6), round(prior_hi, 6)],
+                        "rationale": prior.rationale,
+                        "evidence": [{"source": e.source, "quote": e.quote} for e in prior.evidence],
+                        "unsupported": prior.unsupported,
+                    },
+                    "posterior": weight.get("posterior"),
+                    "cases_fired": weight.get("cases_fired"),
+                    "moved_from_prior": weight.get("moved"),
                 }
             )
         return out
@@ -378,6 +393,9 @@ class Assessor:
             "base_rate": document["base_rate"],
             "intercepts": document["intercepts"],
             "metrics": document["metrics"],
+            "validation": document.get("validation"),
+            "priors": document.get("priors"),
+            "fit": document.get("fit"),
             "bands": document["bands"],
             "constraints": document.get("constraints", []),
             "limitations": document.get("limitations", []),

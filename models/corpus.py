@@ -7,6 +7,7 @@ exactly the facts and rules that scoring uses.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,11 +15,17 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from risk_rules.errors import TravelriskError
 from risk_rules.forms import AssessmentRequest
 from risk_rules.reference import InMemoryReference
+
+# An unstated stay is filled the way the reference population fills it: its median (population.yaml).
+UNSTATED_STAY_DAYS = 7
+DERIVED_RECORD = re.compile(
+    r"^(situation:[a-z0-9][a-z0-9-]*|employer_dispute:[a-z0-9][a-z0-9-]*|forced_return:[A-Z]{2}:\d{4}-\d{2}-\d{2})$"
+)
 
 
 class CorpusError(TravelriskError):
@@ -38,6 +45,20 @@ class Incident(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     person: str
     outcome: Literal["detention", "exit_ban", "forced_return"]
+    event: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="The state response or family the incident belongs to; validation holds an event out whole.",
+    )
+    derived_records: list[str] = Field(
+        default=[],
+        description="Reference records that exist because of this incident (situation:<id>,"
+        " employer_dispute:<id>, forced_return:<country>:<date>); validation holds them out with the event.",
+    )
+    stay_stated: bool = Field(
+        default=False,
+        description="Whether the sources state the length of the stay; when not, every leg is the reference"
+        " population's median stay and there is no transit leg, so no factor fires from a convention.",
+    )
     occurred_on: dt.date
     date_precision: Literal["day", "month", "year"]
     date_note: str | None = None
@@ -48,12 +69,48 @@ class Incident(BaseModel):
     count: int = Field(default=1, ge=1)
     request: AssessmentRequest
     assumptions: list[str] = []
+    event: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Incidents from one state response or one family share an event;"
+        " validation holds them out together.",
+    )
+    derived_records: list[str] = Field(
+        default=[],
+        description="Reference records that exist because of this incident, as kind:id"
+        " (situation:<id>, employer_dispute:<id>, third_country:<code>).",
+    )
 
     @model_validator(mode="after")
     def _date_within_trip(self) -> Incident:
         if not (self.request.trip.start <= self.occurred_on <= self.request.trip.end):
             raise ValueError(f"occurred_on {self.occurred_on} is outside the trip's dates")
         return self
+
+    @model_validator(mode="after")
+    def _unstated_stay_is_filled_like_controls(self) -> Incident:
+        if self.stay_stated:
+            return self
+        for leg in self.request.trip.legs:
+            days = (leg.depart - leg.arrive).days + 1
+            if leg.transit:
+                raise ValueError("a transit leg needs stay_stated: true (the sources must state it)")
+            if days != UNSTATED_STAY_DAYS:
+                raise ValueError(
+                    f"a {days}-day leg to {leg.country}: an unstated stay is the reference population's median,"
+                    f" {UNSTATED_STAY_DAYS} days (or set stay_stated: true and quote the source)"
+                )
+        return self
+
+    @field_validator("derived_records")
+    @classmethod
+    def _record_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not DERIVED_RECORD.match(name):
+                raise ValueError(
+                    f"'{name}' is not situation:<id>, employer_dispute:<id> or forced_return:<country>:<YYYY-MM-DD>"
+                )
+        return names
 
 
 def bundled_incidents_path() -> Path:
@@ -166,8 +223,13 @@ def generate_controls(
             traveler["birth_country"] = "CN"
             if "CN" not in citizenships:
                 traveler["former_citizenships"] = ["CN"]
+        ties = []
         if chance("family_member_sought_share"):
-            traveler["family_ties"] = [{"relation": "parent", "sought_by_destination_authorities": True}]
+            ties.append({"relation": "parent", "sought_by_destination_authorities": True})
+        if ("CN" in citizenships or born) and chance("relative_critic_share_given_claimed_or_born"):
+            ties.append({"relation": "sibling", "criticizes_destination_government": True})
+        if ties:
+            traveler["family_ties"] = ties
         if chance("employer_in_dispute_share"):
             traveler["employer"]["name"] = disputed[int(rng.integers(len(disputed)))]
         arrive = start + dt.timedelta(days=int(rng.integers(span)))

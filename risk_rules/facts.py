@@ -55,6 +55,8 @@ FACTS: dict[str, tuple[FactType, str]] = {
     # family
     "family_member_sought": ("bool", "a family member is sought by the destination's authorities"),
     "sought_relations": ("text", "which relatives are sought, in words"),
+    "relative_criticizes_government": ("bool", "a relative publicly criticises the destination's government"),
+    "critic_relations": ("text", "which relatives are critics, in words"),
     "relatives_in_destination": ("bool", "relatives live in the destination"),
     # legal exposure
     "personally_sought": ("bool", "the traveller is sought by the destination's authorities"),
@@ -89,9 +91,16 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "extraterritorial_law_in_force": ("bool", "a law reaching conduct abroad is in force in the destination"),
     "extraterritorial_law_text": ("text", "that law, in words"),
     # third countries
-    "claimed_or_sought": (
+    "claimed_sought_or_targeted": (
         "bool",
-        "a covered destination counts the traveller as its own or seeks them (for third-country legs)",
+        "a covered destination counts the traveller as its own or was born there, seeks them (personally or"
+        " through a family member), or targets them for activism, criticism or affiliation: the travellers"
+        " whose legs in a third country with forced returns or a treaty are assessed",
+    ),
+    "sought_or_targeted": (
+        "bool",
+        "a covered destination seeks the traveller (personally or through a family member) or targets them for"
+        " activism, criticism or affiliation (being its national alone is not enough)",
     ),
     "third_country_forced_returns": ("bool", "the leg's country has forcibly returned people to a destination"),
     "third_country_forced_returns_text": ("text", "those returns, in words"),
@@ -149,15 +158,15 @@ def _situation_facts(
 
 
 def _pick_profile(
-    leg: Leg, reference: ReferenceSnapshot, claimed_or_sought: bool
+    leg: Leg, reference: ReferenceSnapshot, claimed_sought_or_targeted: bool
 ) -> tuple[str, DestinationProfile | None, ThirdCountryProfile | None]:
-    """The leg's kind. A third country is assessed only for a traveller a covered destination claims
-    or seeks: for anyone else it holds no documented risk of being returned to the destination."""
+    """The leg's kind. A third country is assessed only for a traveller a covered destination claims,
+    seeks or targets: for anyone else it holds no documented risk of being returned to the destination."""
     profile = reference.destination_profile(leg.country)
     if profile is not None:
         return DESTINATION, profile, None
     third = reference.third_country_profile(leg.country)
-    if third is not None and claimed_or_sought:
+    if third is not None and claimed_sought_or_targeted:
         return THIRD_COUNTRY, None, third
     return UNASSESSED, None, third
 
@@ -171,6 +180,7 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
     profile_dict = traveler.public_profile
     legal = traveler.legal_exposure
     sought_relations = sorted({t.relation.value for t in traveler.family_ties if t.sought_by_destination_authorities})
+    critic_relations = sorted({t.relation.value for t in traveler.family_ties if t.criticizes_destination_government})
     relatives_there = traveler.relatives_in_destination or any(t.lives_in_destination for t in traveler.family_ties)
     employer_name = traveler.employer.name if traveler.employer and traveler.employer.name else ""
     sector = traveler.employer.sector.value if traveler.employer and traveler.employer.sector else ""
@@ -178,6 +188,8 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
         "trip_purpose": trip.purpose.value if trip.purpose else "",
         "family_member_sought": bool(sought_relations),
         "sought_relations": ", ".join(sought_relations),
+        "relative_criticizes_government": bool(critic_relations),
+        "critic_relations": ", ".join(critic_relations),
         "relatives_in_destination": relatives_there,
         "personally_sought": legal.sought_by_destination_authorities,
         "criminal_investigation": legal.criminal_investigation,
@@ -202,12 +214,23 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
             or (traveler.birth_country in p.nationality_group)
         )
     ]
-    claimed_or_sought = bool(claiming) or legal.sought_by_destination_authorities or legal.criminal_investigation
+    # Third-country legs are assessed for the people the sources show destinations reaching abroad:
+    # their own nationals and people born there, the people they seek and their relatives, and critics,
+    # activists and members of targeted groups.
+    sought_or_targeted = (
+        legal.sought_by_destination_authorities
+        or legal.criminal_investigation
+        or bool(sought_relations)
+        or profile_dict.criticizes_destination_government
+        or bool(profile_dict.activism)
+        or bool(traveler.affiliations)
+    )
+    claimed_sought_or_targeted = bool(claiming) or sought_or_targeted
 
     out: list[LegFacts] = []
     entry = trip.entry_document
     for leg in trip.legs:
-        kind, dest, third = _pick_profile(leg, reference, claimed_or_sought)
+        kind, dest, third = _pick_profile(leg, reference, claimed_sought_or_targeted)
         # Neutral values first: a leg sets only what applies to it (and an unassessed leg, which no
         # rule reads, stops there).
         values: dict[str, Any] = {**_NEUTRAL, **common}
@@ -217,7 +240,8 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
         values["is_transit"] = leg.transit
         values["stay_days"] = float(_days(leg))
         values["region"] = leg.region or ""
-        values["claimed_or_sought"] = claimed_or_sought
+        values["claimed_sought_or_targeted"] = claimed_sought_or_targeted
+        values["sought_or_targeted"] = sought_or_targeted
         values["destination_name"] = dest.name if dest else (third.name if third else leg.country)
         if dest is not None:
             _destination_facts(traveler, leg, entry, dest, reference, employer_name, values, records)

@@ -137,6 +137,11 @@ class FamilyTie(_Form):
     relation: Relation
     sought_by_destination_authorities: bool = False
     lives_in_destination: bool = False
+    criticizes_destination_government: bool = Field(
+        default=False,
+        description="The relative publicly criticises the destination's government (a commentator, a student"
+        " speaking out abroad): the destination has held critics' relatives to silence them.",
+    )
 
 
 class LegalExposure(_Form):
@@ -232,7 +237,9 @@ class _Out(BaseModel):
 
 class Score(_Out):
     probability: float = Field(description="Modelled probability of detention or exit ban during the trip.")
-    interval: tuple[float, float] = Field(description="95% bootstrap interval of the probability.")
+    interval: tuple[float, float] = Field(
+        description="95% posterior interval of the probability (from the model's posterior draws)."
+    )
     band: Band
     log_odds: float
 

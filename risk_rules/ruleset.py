@@ -23,6 +23,7 @@ from risk_rules.errors import RuleSetError
 from risk_rules.expr import CompiledExpression, ExpressionError, compile_expression
 from risk_rules.facts import DESTINATION, FACT_TYPES, THIRD_COUNTRY, LegFacts
 from risk_rules.forms import AssessmentRequest
+from risk_rules.priors import GRADE_NAMES, PRIOR_GRADES, PriorGrade
 from risk_rules.sources import quote_problem
 
 RULE_ID_PATTERN = r"^[a-z][a-z0-9_]{2,63}$"
@@ -49,6 +50,30 @@ class ExampleIn(BaseModel):
     value: float | None = Field(default=None, ge=0, le=1)
 
 
+class PriorIn(BaseModel):
+    """The prior of a rule's coefficient: a grade (see `risk_rules.priors`) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    grade: Literal[GRADE_NAMES]  # type: ignore[valid-type]
+    rationale: str = Field(min_length=10)
+    evidence: list[EvidenceIn] = Field(
+        default=[], description="The passages that speak of the factor itself and justify the grade."
+    )
+    unsupported: str | None = Field(
+        default=None,
+        min_length=10,
+        description="For a factor the sources do not document directly: says so, shown with the factor.",
+    )
+
+    @model_validator(mode="after")
+    def _grade_rests_on_passages(self) -> PriorIn:
+        if self.grade != "weak" and not self.evidence:
+            raise ValueError(f"a '{self.grade}' grade must cite the passages that justify it")
+        if not self.evidence and not self.unsupported:
+            raise ValueError("a prior without evidence must say in 'unsupported' that the sources do not carry it")
+        return self
+
+
 class RuleIn(BaseModel):
     """The schema of one rule file."""
 
@@ -64,6 +89,7 @@ class RuleIn(BaseModel):
     evidence: list[EvidenceIn] = Field(min_length=1)
     mitigations: list[str] = []
     examples: list[ExampleIn] = Field(min_length=2)
+    prior: PriorIn
 
     @field_validator("reads")
     @classmethod
@@ -84,6 +110,16 @@ class RuleIn(BaseModel):
 class Evidence:
     source: str
     quote: str
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A rule's declared prior: its grade's distribution, why, and the passages behind it."""
+
+    grade: PriorGrade
+    rationale: str
+    evidence: tuple[Evidence, ...]
+    unsupported: str | None
 
 
 @dataclass(frozen=True)
@@ -108,6 +144,7 @@ class Rule:
     mitigations: tuple[str, ...]
     examples: tuple[Example, ...]
     file: str
+    prior: Prior
     _constant: float | None = None
 
     def evaluate(self, facts: LegFacts) -> float:
@@ -204,10 +241,11 @@ def _compile(rule: RuleIn, file: str) -> Rule:
     bad = sorted(f for f in fields if f not in rule.reads)
     if bad:
         raise RuleSetError(file, rule.id, f"reason names {', '.join(bad)}, which the rule does not read")
-    for item in rule.evidence:
-        problem = quote_problem(item.source, item.quote)
-        if problem:
-            raise RuleSetError(file, rule.id, f"evidence: {problem}")
+    for label, items in (("evidence", rule.evidence), ("prior.evidence", rule.prior.evidence)):
+        for item in items:
+            problem = quote_problem(item.source, item.quote)
+            if problem:
+                raise RuleSetError(file, rule.id, f"{label}: {problem}")
     examples = []
     for example in rule.examples:
         try:
@@ -228,6 +266,12 @@ def _compile(rule: RuleIn, file: str) -> Rule:
         mitigations=tuple(rule.mitigations),
         examples=tuple(examples),
         file=file,
+        prior=Prior(
+            grade=PRIOR_GRADES[rule.prior.grade],
+            rationale=" ".join(rule.prior.rationale.split()),
+            evidence=tuple(Evidence(e.source, e.quote) for e in rule.prior.evidence),
+            unsupported=" ".join(rule.prior.unsupported.split()) if rule.prior.unsupported else None,
+        ),
         _constant=None if value.names else min(1.0, max(0.0, float(value.evaluate({})))),
     )
 

@@ -18,7 +18,7 @@ def train(
         Path | None,
         typer.Option(help="Incident file (YAML/JSON list in the corpus format); default: the bundled corpus."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for the control population and bootstrap.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the control population and the posterior draws.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Directory to write the artifact and card to; default: the model directory.")
     ] = None,
@@ -27,7 +27,7 @@ def train(
     base_rate_source: Annotated[
         str | None, typer.Option(help="Where the base rate comes from (shown on the model card).")
     ] = None,
-    bootstrap: Annotated[int, typer.Option(min=10, help="Number of bootstrap refits.")] = 200,
+    draws: Annotated[int, typer.Option(min=10, help="Number of posterior draws stored for intervals.")] = 200,
 ) -> None:
     """Fit a model version; write its JSON artifact and model card (Markdown and JSON)."""
     from models.artifact import model_dir
@@ -42,7 +42,7 @@ def train(
             seed=seed,
             base_rate=base_rate if base_rate is not None else DEFAULT_BASE_RATE,
             base_rate_provenance=base_rate_source or DEFAULT_BASE_RATE_PROVENANCE,
-            bootstrap=bootstrap,
+            draws=draws,
         )
     except (TravelriskError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -52,8 +52,9 @@ def train(
     metrics = document["metrics"]
     typer.echo(
         f"model {document['version']}: {document['data']['incidents']} incidents, {document['data']['controls']}"
-        f" control trips, cross-validated ROC AUC {metrics['roc_auc']}; written to {path}"
-        + ("; active" if activate else "")
+        f" control trips; leave-one-event-out ROC AUC {metrics['roc_auc']} (checklist of fired factors"
+        f" {metrics['checklist_roc_auc']}), {100 * metrics['incidents_high_or_severe']:.0f}% of held-out incidents"
+        f" high or severe; written to {path}" + ("; active" if activate else "")
     )
 
 

@@ -28,6 +28,10 @@ class ThirdCountry(ThirdCountryIn):
     updated_at: dt.datetime
 
 
+class ThirdCountryPut(ThirdCountryIn):
+    """A third country's whole profile, as an analyst records it: `code` must be the path's."""
+
+
 class DestinationList(BaseModel):
     """What the service covers: the destinations it scores, and the third countries it knows of."""
 
@@ -83,3 +87,21 @@ THIRD_COUNTRY_EXAMPLE: dict[str, Any] = {
     "updated_at": "2026-03-02T09:14:05.120000Z",
 }
 LIST_EXAMPLE: dict[str, Any] = {"items": [DESTINATION_EXAMPLE], "third_countries": [THIRD_COUNTRY_EXAMPLE]}
+THIRD_COUNTRY_PUT_EXAMPLE: dict[str, Any] = {
+    "code": "KG",
+    "name": "Kyrgyzstan",
+    "extradition_treaties": [],
+    "mutual_legal_assistance": [],
+    "forced_returns": [
+        {
+            "destination": "CN",
+            "occurred_on": "2026-02-01",
+            "date_precision": "month",
+            "kind": "refoulement",
+            "description": "Example: a documented return an analyst records, with the publication it rests on",
+            "sources": [
+                {"title": "Analyst note on the return", "url": "https://example.org/notes/2", "date": "2026-02"}
+            ],
+        }
+    ],
+}

@@ -32,7 +32,8 @@ def _json(document: object) -> Response:
 )
 def list_factors(_: AnyRole, engine: Engine) -> Response:
     """Each factor's id, title, description, evidence (source id and quote), coefficient (log-odds),
-    odds multiplier and the bootstrap interval of the multiplier, for the active model."""
+    odds multiplier and its posterior interval, the prior the sources give it and how many cases it fired in,
+    for the active model."""
     assessor = engine.assessor()
     # The engine's documents are returned as they are; `FactorList` documents their shape.
     return _json(
@@ -47,6 +48,7 @@ def list_factors(_: AnyRole, engine: Engine) -> Response:
     responses=openapi_responses(401, 403, 503),
 )
 def model_card(_: AnyRole, engine: Engine) -> Response:
-    """The active model's version, training date, the data it was fitted on, cross-validated metrics,
-    intercepts and per-factor coefficients."""
+    """The active model's version, training date, the data it was fitted on, its validation on held-out
+    events and a temporal backtest (each against the checklist of fired factors), priors, intercepts and
+    per-factor coefficients."""
     return _json(engine.assessor().model_card())

@@ -26,7 +26,20 @@ class FactorInfo(_Open):
     evidence: list[EvidenceItem]
     coefficient: float = Field(description="Log-odds added when the factor's value is 1.")
     odds_multiplier: float = Field(description="exp(coefficient): how many times the odds multiply.")
-    interval: tuple[float, float] = Field(description="95% bootstrap interval of the odds multiplier.")
+    interval: tuple[float, float] = Field(description="95% posterior interval of the odds multiplier.")
+    prior: dict[str, Any] | None = Field(
+        default=None,
+        description="What the sources say before any case is counted: the grade, the prior's mean and 95% interval"
+        " of the coefficient (log-odds), why, the passages behind the grade, and a note when the sources do not"
+        " support the factor directly.",
+    )
+    posterior: dict[str, Any] | None = Field(
+        default=None, description="The coefficient after the cases: mode, mean and 95% interval (log-odds)."
+    )
+    cases_fired: int | None = Field(default=None, description="In how many training incidents the factor fired.")
+    moved_from_prior: str | None = Field(
+        default=None, description="A plain sentence when the cases moved the weight far from its prior."
+    )
 
 
 class FactorList(BaseModel):
@@ -46,5 +59,15 @@ class ModelCard(_Open):
     data: dict[str, Any] = Field(description="Incidents and controls it was fitted on, and the base rate.")
     base_rate: Any = Field(description="The per-trip base rate the intercept is corrected to, and its source.")
     intercepts: Any
-    metrics: dict[str, Any] = Field(description="Cross-validated discrimination and calibration.")
+    metrics: dict[str, Any] = Field(
+        description="The headline validation figures: leave-one-event-out AUC of the model and of the checklist"
+        " of fired factors, band shares, the temporal backtest's AUCs, and the in-sample AUC against synthetic"
+        " controls (labelled as such)."
+    )
+    validation: dict[str, Any] | None = Field(
+        default=None,
+        description="Leave-one-event-out and temporal backtest in full: AUCs of model and checklist, band shares"
+        " of held-out incidents and controls, and every held-out incident's score.",
+    )
+    priors: dict[str, Any] | None = Field(default=None, description="The prior grades and what each means.")
     factors: list[FactorInfo]

@@ -125,7 +125,13 @@ def _profile_problems(
     document: dict[str, Any], section: str, position: int, schema: type[BaseModel], item: Any
 ) -> Iterator[SetProblem]:
     """A destination or third-country profile: the file's schema, ISO country codes, verbatim quotes."""
-    label = _label(document, section, position)
+    yield from profile_problems(section, schema, item, _label(document, section, position))
+
+
+def profile_problems(
+    section: str, schema: type[BaseModel], item: Any, label: str = "(the record)"
+) -> Iterator[SetProblem]:
+    """The checks of one destination (`section` "destinations") or third-country profile."""
     try:
         record = schema.model_validate(item).model_dump(mode="json")
     except ValidationError as exc:

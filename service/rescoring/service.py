@@ -23,7 +23,7 @@ from risk_rules.forms import AssessmentRequest
 from risk_rules.reference import normalise_organisation
 from service.assessments.models import Assessment
 from service.db import utcnow
-from service.reference.models import EMPLOYER_DISPUTE, SITUATION
+from service.reference.models import EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
 from service.reference.store import Change
 from service.rescoring.models import AssessmentRevision, RescoringJob
 from service.webhooks import service as webhooks
@@ -50,16 +50,22 @@ def describe_change(change: Change) -> str:
     verb = "added" if change.before is None else "changed"
     if change.record_type == SITUATION:
         return f"situation {change.record_id} {verb}: {change.after['title']}"[:500]
+    if change.record_type == THIRD_COUNTRY:
+        return f"third-country profile {change.record_id} {verb}: {change.after['name']}"[:500]
     return f"employer dispute {change.record_id} {verb}: {change.after['name']}"[:500]
 
 
 def enqueue_rescoring(session: Session, change: Change) -> RescoringJob | None:
     """Record, in the caller's transaction, that assessments touched by `change` must be re-scored."""
-    if change.revision is None or change.record_type not in (SITUATION, EMPLOYER_DISPUTE):
+    if change.revision is None or change.record_type not in (SITUATION, EMPLOYER_DISPUTE, THIRD_COUNTRY):
         return None
-    periods = [p for p in (_period(change.before), _period(change.after)) if p is not None]
-    start = min(p[0] for p in periods)
-    end = None if any(p[1] is None for p in periods) else max(p[1] for p in periods)  # type: ignore[type-var]
+    if change.record_type == THIRD_COUNTRY:
+        # A profile has no period of its own: it bears on every trip through the country not yet over.
+        start, end = utcnow().date(), None
+    else:
+        periods = [p for p in (_period(change.before), _period(change.after)) if p is not None]
+        start = min(p[0] for p in periods)
+        end = None if any(p[1] is None for p in periods) else max(p[1] for p in periods)  # type: ignore[type-var]
     job = RescoringJob(
         reason=describe_change(change),
         record_type=change.record_type,
@@ -81,6 +87,8 @@ def _touches(job: RescoringJob, documents: tuple[dict[str, Any] | None, ...], re
     if job.record_type == SITUATION:
         homes = {d["home_country"] for d in documents if d}
         return bool(homes & set(request.traveler.citizenships))
+    if job.record_type == THIRD_COUNTRY:
+        return any(leg.country == job.record_id for leg in request.trip.legs)
     employer = request.traveler.employer
     return bool(employer and employer.name)
 
@@ -170,7 +178,10 @@ class Rescorer:
             .where(
                 Assessment.trip_end >= today,
                 Assessment.trip_end >= job.period_start,
-                Assessment.status == "scored",
+                # A third country's profile can bring a trip that was out of scope into scope.
+                Assessment.status.in_(("scored", "out_of_scope"))
+                if job.record_type == THIRD_COUNTRY
+                else Assessment.status == "scored",
                 Assessment.id > after,
             )
             .order_by(Assessment.id)

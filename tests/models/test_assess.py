@@ -43,6 +43,8 @@ def test_acceptance_canadian_former_diplomat_in_beijing() -> None:
     extradition = next(f for f in during.factors if f.id == "home_country_extradition_case")
     assert "Meng Wanzhou" in extradition.reason
     assert any(record.startswith("situation:") for record in extradition.derived_from)
+    # The sources name a former diplomat among the hostages: the factor counts, it is not pinned to 0.
+    assert next(f for f in during.factors if f.id == "former_official").contribution > 0
     assert during.review.required and during.review.state == "pending"
     after = ASSESSOR.assess(canadian_think_tank_trip("2022-06-06", "2022-06-19"), REFERENCE)
     assert during.score.probability >= 3 * after.score.probability
@@ -109,13 +111,18 @@ def test_legs_combine_and_unprofiled_legs_are_not_assessed() -> None:
         {"country": "CN", "arrive": "2017-01-02", "depart": "2017-01-10"},
         {"country": "NZ", "arrive": "2017-01-10", "depart": "2017-01-12"},
     ]
-    result = ASSESSOR.assess(request({"citizenships": ["CN"]}, legs), REFERENCE)
+    traveler = {"citizenships": ["CN"], "legal_exposure": {"sought_by_destination_authorities": True}}
+    result = ASSESSOR.assess(request(traveler, legs), REFERENCE)
     by_country = {leg.country: leg for leg in result.legs}
     assert by_country["NZ"].assessed is False and by_country["NZ"].probability is None
     assert by_country["TH"].assessed and by_country["CN"].assessed
     p = [by_country["TH"].probability, by_country["CN"].probability]
     assert result.score.probability == pytest.approx(1 - (1 - p[0]) * (1 - p[1]), rel=1e-5)
     assert "third_country_forced_returns" in {f.id for f in result.factors}
+    # A national neither sought nor targeted has the Thai leg assessed, but no forced-return factor.
+    national = ASSESSOR.assess(request({"citizenships": ["CN"]}, legs), REFERENCE)
+    assert next(leg for leg in national.legs if leg.country == "TH").assessed
+    assert "third_country_forced_returns" not in {f.id for f in national.factors}
 
 
 def test_trip_without_a_covered_leg_is_out_of_scope() -> None:
@@ -181,3 +188,25 @@ def test_employer_name_matching_and_near_matches() -> None:
     assert match.dispute_id == "nomura-2023" and 85 <= match.similarity < 100
     unrelated = ASSESSOR.assess(request({"employer": {"name": "Acme Widgets"}}, legs), REFERENCE)
     assert unrelated.possible_employer_matches == []
+
+
+def test_third_country_trip_of_a_targeted_traveller_is_scored() -> None:
+    """A diaspora activist born in the destination, travelling only to a country that hands such people
+    back, is scored; a tourist on the same trip is out of scope."""
+    legs = [{"country": "KZ", "arrive": "2024-05-01", "depart": "2024-05-08"}]
+    activist = ASSESSOR.assess(
+        request(
+            {"citizenships": ["DE"], "birth_country": "CN", "public_profile": {"activism": ["ethnic_minority_rights"]}},
+            legs,
+        ),
+        REFERENCE,
+    )
+    assert activist.status == "scored"
+    assert {"third_country_forced_returns", "documented_activism"} <= {f.id for f in activist.factors}
+    critic = ASSESSOR.assess(
+        request({"citizenships": ["DE"], "public_profile": {"criticizes_destination_government": True}}, legs),
+        REFERENCE,
+    )
+    assert critic.status == "scored"
+    tourist = ASSESSOR.assess(request({"citizenships": ["DE"]}, legs), REFERENCE)
+    assert tourist.status == "out_of_scope"

@@ -104,11 +104,11 @@ def test_employer_dispute_matches_on_normalised_name_and_dates() -> None:
 
 def test_third_country_facts() -> None:
     (thailand,) = facts({"citizenships": ["CN"]}, leg("TH", "2017-01-01", "2017-01-05"))
-    assert thailand.values["third_country_forced_returns"] and thailand.values["claimed_or_sought"]
+    assert thailand.values["third_country_forced_returns"] and thailand.values["claimed_sought_or_targeted"]
     (before,) = facts({"citizenships": ["CN"]}, leg("TH", "2005-01-01", "2005-01-05"))
     assert not before.values["third_country_forced_returns"]
     (tourist,) = facts({"citizenships": ["GB"]}, leg("TH", "2017-01-01", "2017-01-05"))
-    assert not tourist.values["claimed_or_sought"]
+    assert not tourist.values["claimed_sought_or_targeted"]
 
 
 def test_stay_days_count_both_ends() -> None:

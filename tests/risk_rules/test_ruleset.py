@@ -70,7 +70,18 @@ def test_version_is_a_content_hash() -> None:
 def _rule_text(**changes) -> str:
     document = yaml.safe_load((bundled_rules_dir() / "former_official.yaml").read_text())
     document.update(changes)
-    return yaml.safe_dump(document, allow_unicode=True)
+    return yaml.safe_dump({k: v for k, v in document.items() if v is not None or k != "prior"}, allow_unicode=True)
+
+
+def test_every_rule_declares_a_prior_resting_on_passages_about_the_factor() -> None:
+    from risk_rules.priors import PRIOR_GRADES
+
+    for rule in RULES.rules:
+        assert rule.prior.grade in PRIOR_GRADES.values()
+        if rule.prior.grade.name != "weak":
+            assert rule.prior.evidence, rule.id
+        else:
+            assert rule.prior.evidence or rule.prior.unsupported, rule.id
 
 
 @pytest.mark.parametrize(
@@ -92,6 +103,20 @@ def _rule_text(**changes) -> str:
             "at least one that fires and one that does not",
         ),
         ({"surprise": 1}, "Extra inputs are not permitted"),
+        ({"prior": None}, "prior"),
+        ({"prior": {"grade": "certain", "rationale": "Because the sources say so."}}, "grade"),
+        ({"prior": {"grade": "strong", "rationale": "Because the sources say so."}}, "must cite the passages"),
+        ({"prior": {"grade": "weak", "rationale": "Because the sources say so."}}, "unsupported"),
+        (
+            {
+                "prior": {
+                    "grade": "moderate",
+                    "rationale": "Because the sources say so.",
+                    "evidence": [{"source": "zhang-beijings-new-hostage-diplomacy", "quote": "not in the text at all"}],
+                }
+            },
+            "prior.evidence: quote not found verbatim",
+        ),
         ({"title": None}, "title"),
     ],
 )

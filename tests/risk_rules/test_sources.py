@@ -10,7 +10,16 @@ import yaml
 from models.corpus import bundled_incidents_path, load_incidents
 from risk_rules.reference import bundled_reference_path
 from risk_rules.ruleset import bundled_rules
-from risk_rules.sources import bundled_sources_dir, quote_problem, source_texts
+from risk_rules.sources import (
+    ReportingError,
+    bundled_reporting_path,
+    bundled_sources_dir,
+    load_reporting,
+    quote_problem,
+    report_problems,
+    source_texts,
+    source_title,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("TRAVELRISK_SOURCES_DIR", REPO.parent / "shared" / "sources"))
@@ -43,7 +52,9 @@ def test_bundled_copy_matches_the_originals() -> None:
 
 
 def test_five_sources_are_known() -> None:
-    assert len(source_texts(_sources_dir())) == 5
+    documents = {p.stem for p in _sources_dir().glob("*.txt")}
+    assert len(documents) == 5
+    assert documents <= set(source_texts(_sources_dir()))
 
 
 def test_rule_evidence_is_verbatim() -> None:
@@ -92,3 +103,72 @@ def test_a_changed_quote_is_caught() -> None:
     evidence = rule.evidence[0]
     assert quote_problem(evidence.source, evidence.quote, _sources_dir()) is None
     assert quote_problem(evidence.source, evidence.quote + " and more", _sources_dir()) is not None
+
+
+# ------------------------------------------------------------------------------------------------
+# The registry of public reporting
+
+
+def _registry() -> list[dict]:
+    return yaml.safe_load(bundled_reporting_path().read_text(encoding="utf-8"))
+
+
+def test_reporting_registry_loads_and_ids_are_unique() -> None:
+    entries = _registry()
+    ids = [entry["id"] for entry in entries]
+    assert len(ids) == len(set(ids))
+    assert set(load_reporting()) == set(ids)
+    # A report id must not shadow one of the five reference documents.
+    assert not set(ids) & {p.stem for p in bundled_sources_dir().glob("*.txt")}
+
+
+def test_every_report_is_well_formed() -> None:
+    for entry in _registry():
+        assert report_problems(entry) == [], entry["id"]
+        assert entry["url"].startswith("https://"), entry["id"]
+        assert entry["excerpts"] and all(e.strip() for e in entry["excerpts"]), entry["id"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("url", "http://example.org/report", "https"),
+        ("date", "2019-02-30", "calendar date"),
+        ("date", "March 2019", "YYYY"),
+        ("excerpts", [], "nonempty list"),
+        ("excerpts", ["  "], "nonempty text"),
+        ("id", "Not A Slug", "slug"),
+    ],
+)
+def test_a_malformed_report_is_refused(field: str, value: object, expected: str) -> None:
+    entry = {**_registry()[0], field: value}
+    problems = report_problems(entry)
+    assert any(expected in p for p in problems), problems
+
+
+def test_duplicate_report_ids_are_refused(tmp_path: Path) -> None:
+    entry = _registry()[0]
+    path = tmp_path / "reporting.yaml"
+    path.write_text(yaml.safe_dump([entry, entry]), encoding="utf-8")
+    with pytest.raises(ReportingError, match="duplicate"):
+        load_reporting(path)
+
+
+def test_a_report_quote_must_lie_inside_one_excerpt() -> None:
+    report = next(r for r in load_reporting().values() if len(r.excerpts) >= 2)
+    first, second = report.excerpts[0], report.excerpts[1]
+    assert quote_problem(report.id, first) is None
+    # Whitespace is normalised, as for the reference documents.
+    assert quote_problem(report.id, first.replace(" ", "\n  ", 3)) is None
+    assert quote_problem(report.id, first[: len(first) // 2]) is None
+    # Text that is not in any excerpt, and text spanning two excerpts, are refused.
+    assert quote_problem(report.id, first + " and more") is not None
+    assert quote_problem(report.id, f"{first[-20:]} {second[:20]}") is not None
+    assert quote_problem(report.id, "a sentence the report never printed") is not None
+
+
+def test_report_titles_are_known() -> None:
+    report = next(iter(load_reporting().values()))
+    title = source_title(report.id)
+    assert title is not None and report.title in title and report.date in title
+    assert source_title("brookings-long-arm-of-the-law") is None

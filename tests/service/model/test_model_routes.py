@@ -23,6 +23,13 @@ def test_factors_for_every_role(client: TestClient, tenant: Any) -> None:
         assert math.isclose(factor["odds_multiplier"], math.exp(factor["coefficient"]), rel_tol=1e-4)
         low, high = factor["interval"]
         assert low <= high
+        # Where each weight comes from: the prior the sources give it, the posterior, the cases.
+        prior = factor["prior"]
+        assert prior["grade"] in ("strong", "moderate", "weak") and prior["rationale"]
+        assert prior["evidence"] or prior["unsupported"]
+        assert prior["interval"][0] <= prior["mean"] <= prior["interval"][1]
+        assert factor["posterior"]["interval"][0] <= factor["posterior"]["mean"] <= factor["posterior"]["interval"][1]
+        assert isinstance(factor["cases_fired"], int)
     document = client.get("/openapi.json").json()
     schema = document["paths"]["/v1/factors"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema_errors(document, schema, body) == []
@@ -36,6 +43,12 @@ def test_model_card(client: TestClient, tenant: Any) -> None:
     factors = client.get("/v1/factors", headers=tenant.auth("analyst")).json()
     assert card["version"] == factors["model_version"]
     assert {f["id"] for f in card["factors"]} == {f["id"] for f in factors["items"]}
+    # The honest figures lead: held-out events against the checklist, then the temporal backtest.
+    for scheme in ("leave_one_event_out", "temporal_backtest"):
+        result = card["validation"][scheme]
+        assert {"model_auc", "checklist_auc", "incidents_high_or_severe", "controls_low_or_elevated"} <= set(result)
+    assert card["metrics"]["roc_auc"] == card["validation"]["leave_one_event_out"]["model_auc"]
+    assert set(card["priors"]["grades"]) == {"strong", "moderate", "weak"}
 
 
 def test_factors_need_a_key(client: TestClient) -> None:
