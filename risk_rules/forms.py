@@ -276,7 +276,19 @@ class LegOut(_Out):
 
 class Review(_Out):
     required: bool
-    state: Literal["pending", "not_required"]
+    state: Literal[
+        "not_required",
+        "pending",
+        "awaiting_second_review",
+        "approved",
+        "approved_with_conditions",
+        "rejected",
+        "escalated",
+    ] = Field(description="Scoring gives `pending` or `not_required`; review decisions and re-scores move it on.")
+    policy_version: int | None = Field(
+        default=None, description="The tenant policy version the scoring was judged under (0: the default)."
+    )
+    since: dt.datetime | None = Field(default=None, description="Since when the review has been in this state.")
 
 
 class Versions(_Out):

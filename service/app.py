@@ -12,23 +12,30 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
+from service.dated_records.kinds import EMPLOYER_DISPUTES, SITUATIONS
+from service.dated_records.router import router_for
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
 from service.destinations.router import router as destinations_router
-from service.employer_disputes.router import router as employer_disputes_router
 from service.health.router import router as health_router
 from service.keys.router import router as keys_router
 from service.keys.service import VerifiedKeyCache
 from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
+from service.policy.router import router as policy_router
 from service.rescoring.service import Rescorer
+from service.reviews.router import router as reviews_router
 from service.settings import Settings, get_settings
-from service.situations.router import router as situations_router
+from service.ui.docs import router as docs_router
+from service.ui.pages import PACKAGE as UI_PACKAGE
+from service.ui.pages import problem_page
+from service.ui.router import router as ui_router
 from service.webhooks.delivery import Deliverer
 from service.webhooks.router import router as webhooks_router
 
@@ -44,6 +51,16 @@ Every `/v1` call needs `Authorization: Bearer <key>` (create one with
 
 TAGS = [
     {"name": "assessments", "description": "Score a trip; read stored assessments (your tenant's only)."},
+    {
+        "name": "reviews",
+        "description": "Review decisions on assessments whose band the tenant's policy sends to review (roles"
+        " `reviewer` and `admin` decide; four eyes; never changed or deleted), and the review queue.",
+    },
+    {
+        "name": "policy",
+        "description": "The tenant's review policy: bands that need review, approvals for severe trips, stricter"
+        " thresholds; every change is a new version (role `admin` changes it, any role reads it).",
+    },
     {"name": "model", "description": "The active model and the factors it weighs."},
     {
         "name": "situations",
@@ -113,6 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served by `service.ui.docs` from the package's own assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -121,19 +141,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
     app.state.write_lock = write_lock(engine)
 
-    problems.install(app)
+    problems.install(app, problem_page=problem_page)
     middleware.install(app, body_limit=settings.max_body_bytes)
     for router in (
         assessments_router,
-        situations_router,
-        employer_disputes_router,
+        reviews_router,
+        policy_router,
+        router_for(SITUATIONS),
+        router_for(EMPLOYER_DISPUTES),
         destinations_router,
         model_router,
         keys_router,
         webhooks_router,
         health_router,
+        ui_router,
+        docs_router,
     ):
         app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=UI_PACKAGE / "static"), name="ui-static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -78,9 +78,12 @@ def metadata() -> MetaData:
     import service.assessments.models  # noqa: F401
     import service.keys.models  # noqa: F401
     import service.model.models  # noqa: F401
+    import service.policy.models  # noqa: F401
     import service.reference.models  # noqa: F401
     import service.rescoring.models  # noqa: F401
+    import service.reviews.models  # noqa: F401
     import service.tenants.models  # noqa: F401
+    import service.ui.models  # noqa: F401
     import service.webhooks.models  # noqa: F401
 
     return Base.metadata

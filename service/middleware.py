@@ -140,7 +140,56 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+# Pages run only the package's own scripts and styles, and may not be framed (clickjacking).
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self';"
+    " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+# Swagger UI and ReDoc set styles from their scripts, and ReDoc searches in a worker it builds from a blob.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+    " font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; form-action 'self';"
+    " frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeadersMiddleware:
+    """Adds a content security policy and anti-framing headers to every HTML answer, and `nosniff` to all.
+
+    Workspace pages are also marked `no-store`: they show a tenant's assessments, which a shared browser's
+    cache should not keep after sign-out.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if content_type.startswith(b"text/html"):
+                    policy = DOCS_POLICY if path in DOCS_PATHS else PAGE_POLICY
+                    headers.append((b"content-security-policy", policy.encode()))
+                    headers.append((b"x-frame-options", b"DENY"))
+                    headers.append((b"referrer-policy", b"same-origin"))
+                    if path.startswith("/ui") and not any(k.lower() == b"cache-control" for k, _ in headers):
+                        headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def install(app: Any, body_limit: int) -> None:
     """Add the middleware to `app`; the request context is outermost so that every answer is logged."""
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)
     app.add_middleware(RequestContextMiddleware)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -66,11 +66,14 @@ class Problem(HTTPException):
         title: str | None = None,
         errors: Sequence[Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(status_code=status, detail=detail, headers=dict(headers) if headers else None)
         self.kind = kind
         self.title = title or HTTPStatus(status).phrase
         self.errors = [dict(e) for e in errors] if errors is not None else None
+        # Problem-specific members of the body (RFC 9457 extensions), e.g. the current revision.
+        self.extensions = dict(extensions) if extensions else None
 
 
 class Unauthorized(Problem):
@@ -79,8 +82,8 @@ class Unauthorized(Problem):
 
 
 class Forbidden(Problem):
-    def __init__(self, detail: str) -> None:
-        super().__init__(403, detail)
+    def __init__(self, detail: str, *, kind: str | None = None, title: str | None = None) -> None:
+        super().__init__(403, detail, kind=kind, title=title)
 
 
 class NotFound(Problem):
@@ -89,8 +92,35 @@ class NotFound(Problem):
 
 
 class Conflict(Problem):
-    def __init__(self, detail: str, *, kind: str, title: str) -> None:
-        super().__init__(409, detail, kind=kind, title=title)
+    def __init__(self, detail: str, *, kind: str, title: str, extensions: Mapping[str, Any] | None = None) -> None:
+        super().__init__(409, detail, kind=kind, title=title, extensions=extensions)
+
+
+class StaleRevision(Conflict):
+    """A write based on an older revision of an assessment than the current one."""
+
+    def __init__(self, assessment_id: str, read: int, current: int) -> None:
+        super().__init__(
+            f"You read revision {read} of assessment '{assessment_id}', but it has been re-scored: the current"
+            f" revision is {current}. Read revision {current} and decide on it.",
+            kind="stale-revision",
+            title="Stale revision",
+            extensions={"current_revision": current},
+        )
+
+
+class ReviewNotOpen(Conflict):
+    """A decision on an assessment whose review state accepts none (not required, or already decided)."""
+
+    def __init__(self, detail: str, state: str) -> None:
+        super().__init__(detail, kind="review-not-open", title="Review not open", extensions={"review_state": state})
+
+
+class ReviewForbidden(Forbidden):
+    """A decision this key may not make on this assessment (four-eyes rules, no holder)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, kind="review-forbidden", title="Review not allowed")
 
 
 class ContentTooLarge(Problem):
@@ -101,6 +131,23 @@ class ContentTooLarge(Problem):
 class InvalidInput(Problem):
     def __init__(self, detail: str, errors: Sequence[Mapping[str, str]]) -> None:
         super().__init__(422, detail, kind="invalid-input", title="Invalid input", errors=errors)
+
+
+class SignInRequired(Unauthorized):
+    """A workspace page asked for without a valid session: the browser is sent to the sign-in page."""
+
+    def __init__(self) -> None:
+        super().__init__("Sign in with your API key to open this page.")
+
+
+class CsrfRejected(Forbidden):
+    """A workspace form posted without the token of the session (or of the sign-in form) it came from."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The form was refused: it did not carry this session's security token. Reload the page and send"
+            " the form again."
+        )
 
 
 class ServiceUnavailable(Problem):
@@ -217,17 +264,38 @@ def invalid_input(errors: Iterable[Mapping[str, Any]]) -> InvalidInput:
 # ---------------------------------------------------------------------------------------------
 # Handlers
 
+UI_PREFIX = "/ui"
+ProblemPage = Callable[[Request, dict[str, Any]], Response]
+"""Renders a problem as an HTML page of the workspace (installed by `install(app, problem_page=...)`)."""
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return (path == UI_PREFIX or path.startswith(UI_PREFIX + "/")) and not path.startswith(UI_PREFIX + "/static/")
+
+
+def _answer(
+    request: Request, status: int, detail: str, *, headers: Mapping[str, str] | None = None, **fields: Any
+) -> Response:
+    """Problem details; for a workspace page, the same problem as an HTML page (a sign-in for a 401)."""
+    page: ProblemPage | None = getattr(request.app.state, "problem_page", None)
+    if page is not None and _is_page(request):
+        body = problem_body(status, detail, instance=request.url.path, **fields)
+        return page(request, body)
+    return problem_response(status, detail, scope=request.scope, headers=headers, **fields)
+
 
 async def _problem_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem_response(
+    return _answer(
+        request,
         exc.status_code,
         str(exc.detail),
-        scope=request.scope,
         headers=exc.headers,
         kind=exc.kind,
         title=exc.title,
         errors=exc.errors,
+        extensions=exc.extensions,
     )
 
 
@@ -239,7 +307,7 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
         detail = f"There is no resource at {request.url.path}."
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}."
-    return problem_response(status, detail, scope=request.scope, headers=exc.headers)
+    return _answer(request, status, detail, headers=exc.headers)
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
@@ -266,9 +334,7 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
     for error in errors:
         if error["field"] == "" and error["location"] == "body" and error["message"] == "Field required":
             error["message"] = "A JSON request body is required."
-    return problem_response(
-        422, invalid_detail(errors), scope=request.scope, kind="invalid-input", title="Invalid input", errors=errors
-    )
+    return _answer(request, 422, invalid_detail(errors), kind="invalid-input", title="Invalid input", errors=errors)
 
 
 async def _engine_unavailable_handler(request: Request, exc: Exception) -> Response:
@@ -289,17 +355,18 @@ async def _unexpected_handler(request: Request, exc: Exception) -> Response:
         "unhandled error",
         extra={"error_type": type(exc).__name__, "traceback": "".join(traceback.format_tb(exc.__traceback__))},
     )
-    return problem_response(
+    return _answer(
+        request,
         500,
         "An unexpected error occurred; it has been logged.",
-        scope=request.scope,
         kind="internal-error",
         title="Internal Server Error",
     )
 
 
-def install(app: FastAPI) -> None:
-    """Register the problem-details handlers on `app`."""
+def install(app: FastAPI, problem_page: ProblemPage | None = None) -> None:
+    """Register the problem-details handlers on `app`; `problem_page` answers workspace pages in HTML."""
+    app.state.problem_page = problem_page
     app.add_exception_handler(Problem, _problem_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
@@ -316,7 +383,7 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No key, or an unknown or revoked key.",
         403: "The key's role may not do this.",
         404: "No such object in the caller's tenant.",
-        409: "The Idempotency-Key was used with a different body.",
+        409: "The Idempotency-Key was used with a different body, or the object changed (see `type`).",
         413: "The body is larger than the limit.",
         415: "The body is not JSON.",
         422: "Invalid input; `errors` lists every invalid field.",

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="How long a worker trusts a key it has verified before checking the database again: a"
         " key revoked with `travelrisk keys revoke` is refused within this time (0: check every request).",
     )
+    ui_session_seconds: int = Field(
+        default=8 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="How long a sign-in to the web workspace (`/ui/`) lasts before the officer signs in"
+        " again with the API key; signing out or revoking the key ends it at once.",
+    )
     apply_migrations: bool = Field(
         default=True,
         description="Whether `travelrisk serve` applies database migrations before it starts.",

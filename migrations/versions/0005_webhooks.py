@@ -1,7 +1,7 @@
 """Webhooks: tenant endpoints with signing secrets, the outbox of events, and their deliveries.
 
 Revision ID: 0005_webhooks
-Revises: 0002
+Revises: 0004b_ui_sessions
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_webhooks"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004b_ui_sessions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -71,7 +71,7 @@ RESPONSE_EXAMPLE: dict[str, Any] = {
         {"country": "CN", "arrive": "2018-12-05", "depart": "2018-12-20", "assessed": True, "probability": 0.0121},
     ],
     "mitigations": ["Postpone non-essential travel until the extradition case is resolved."],
-    "review": {"required": True, "state": "pending"},
+    "review": {"required": True, "state": "pending", "policy_version": 0, "since": "2025-01-15T09:30:12.123456Z"},
     "versions": {"model": "m-3f9c2a1b", "rules": "r-8d21e0c4", "reference_data": "ref-5a6b7c8d9e0f"},
     "covered_destinations": ["CN", "HK", "MO"],
     "possible_employer_matches": [],
@@ -91,6 +91,7 @@ PAGE_EXAMPLE: dict[str, Any] = {
             "model_version": "m-3f9c2a1b",
             "current_revision": 2,
             "changed_at": "2025-02-01T08:00:00Z",
+            "review_state": "approved_with_conditions",
         }
     ],
     "next_cursor": "WyIyMDI1LTAxLTE1VDA5OjMwOjEyLjEyMzQ1NloiLCIwMTkzOGMyZSJd",

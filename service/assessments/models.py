@@ -28,6 +28,8 @@ class Assessment(Base):
         Index("ix_assessments_tenant_changed", "tenant_id", "changed_at"),
         # Re-scoring looks for trips that have not ended yet.
         Index("ix_assessments_trip_end", "trip_end"),
+        # The review queue: a tenant's assessments in a review state, earliest departure first.
+        Index("ix_assessments_tenant_review", "tenant_id", "review_state", "trip_start", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -49,3 +51,20 @@ class Assessment(Base):
     current_revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # When the assessment was created or last re-scored (what `changed_since` filters on).
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Who asked for it: four-eyes rules keep this holder (or key) from reviewing it.
+    requested_by_key: Mapped[str | None] = mapped_column(String(32))
+    requested_by_holder: Mapped[str | None] = mapped_column(String(64))
+    # The tenant policy version the current revision was judged under (0: the default policy).
+    policy_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The review state (see service/reviews/states.py) and since when it holds ("waiting since").
+    review_state: Mapped[str] = mapped_column(String(30), default="not_required", server_default="not_required")
+    review_state_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # The queue shows and filters these without reading the response document.
+    destinations: Mapped[str | None] = mapped_column(String(200))
+    top_factor_id: Mapped[str | None] = mapped_column(String(100))
+    top_factor_title: Mapped[str | None] = mapped_column(String(300))
+    # Optimistic concurrency: every ORM update checks and bumps it, so a review decision and a re-score
+    # racing on one assessment cannot both apply to what they read.
+    row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": row_version}  # noqa: RUF012 - SQLAlchemy's declarative hook

@@ -31,6 +31,7 @@ from service.db import get_session, run_db_work
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.model.service import ScoringEngine, get_scoring_engine
+from service.policy import service as policies
 from service.problems import Conflict, InvalidInput, NotFound, openapi_responses
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
@@ -121,7 +122,7 @@ async def create_assessment(http_request: Request) -> Response:
     try:
         principal = await principal_for(http_request, session, bearer_key(http_request))
         check_role(principal, _CREATORS)
-        idempotency_key = _idempotency_key(http_request)
+        idempotency_key = read_idempotency_key(http_request)
         request = parse_request_body(http_request, await http_request.body())
         return await run_db_work(
             http_request, _create, request, principal, session, state.scoring, state.write_lock, idempotency_key
@@ -131,7 +132,8 @@ async def create_assessment(http_request: Request) -> Response:
         session.close()
 
 
-def _idempotency_key(request: Request) -> str | None:
+def read_idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key header (None when absent); a 422 when it is not printable ASCII."""
     value = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if value is None or _IDEMPOTENCY_KEY.fullmatch(value):
         return value
@@ -187,6 +189,8 @@ def _create(
     assessor = engine.assessor()
     # The engine's plain-dict body: the same content as `assess`, without building and dumping models.
     result = assessor.assess_body(request, engine.reference(session))
+    # Banded and marked for review under the tenant's policy in force now; the version is recorded.
+    policies.judge(result, policies.current(session, principal.tenant_id), assessor.model.bands)
     values = service.new_assessment(
         tenant_id=principal.tenant_id,
         request=request,
@@ -194,6 +198,8 @@ def _create(
         result=result,
         idempotency_key=idempotency_key,
         body_hash=body_hash,
+        requested_by_key=principal.key_id,
+        requested_by_holder=principal.holder,
     )
     # Take a connection before the write lock, never while holding it: a lock holder waiting for the pool
     # while the pool's connections wait for the lock would be a deadlock.

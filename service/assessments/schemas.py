@@ -23,6 +23,7 @@ class AssessmentSummary(BaseModel):
     model_version: str
     current_revision: int = Field(description="The latest scoring's number; above 1 after a re-scoring.")
     changed_at: dt.datetime = Field(description="When the assessment was created or last re-scored.")
+    review_state: str = Field(description="The review state now (see GET /v1/assessments/{id}/reviews).")
 
 
 class AssessmentPage(BaseModel):

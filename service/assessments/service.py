@@ -49,6 +49,11 @@ def timestamp(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def destinations_of(request: AssessmentRequest) -> list[str]:
+    """The countries of the trip's legs, in itinerary order, each once."""
+    return list(dict.fromkeys(leg.country for leg in request.trip.legs))
+
+
 def new_assessment(
     *,
     tenant_id: str,
@@ -57,14 +62,19 @@ def new_assessment(
     result: dict[str, Any],
     idempotency_key: str | None,
     body_hash: str,
+    requested_by_key: str | None = None,
+    requested_by_holder: str | None = None,
 ) -> dict[str, Any]:
     """The column values (with the full response body) of a freshly scored request.
 
-    `result` is the engine's response body without id and time (`Assessor.assess_body`).
+    `result` is the engine's response body without id and time (`Assessor.assess_body`), judged under the
+    tenant's policy (`service.policy.service.judge`), whose `review` it takes the state from.
     """
     assessment_id = new_id()
     created_at = utcnow()
     response: dict[str, Any] = {"id": assessment_id, "created_at": timestamp(created_at), **result}
+    review = result["review"]
+    response["review"] = {**review, "policy_version": review.get("policy_version", 0), "since": timestamp(created_at)}
     score = result["score"]
     versions = result["versions"]
     return {
@@ -86,7 +96,23 @@ def new_assessment(
         "created_at": created_at,
         "current_revision": 1,
         "changed_at": created_at,
+        "requested_by_key": requested_by_key,
+        "requested_by_holder": requested_by_holder,
+        "policy_version": result["review"].get("policy_version", 0),
+        "review_state": result["review"]["state"],
+        "review_state_at": created_at,
+        "destinations": " ".join(destinations_of(request)),
+        **top_factor(result),
+        "row_version": 1,
     }
+
+
+def top_factor(body: dict[str, Any]) -> dict[str, str | None]:
+    """The column values naming a response's largest factor (none when no factor fired)."""
+    factors = body.get("factors") or []
+    if not factors:
+        return {"top_factor_id": None, "top_factor_title": None}
+    return {"top_factor_id": factors[0]["id"], "top_factor_title": factors[0]["title"][:300]}
 
 
 _INSERT = sql_insert(Assessment.__table__)
@@ -166,6 +192,8 @@ _SUMMARY_COLUMNS = (
     Assessment.model_version,
     Assessment.current_revision,
     Assessment.changed_at,
+    Assessment.review_state,
+    Assessment.row_version,
 )
 
 
@@ -241,4 +269,17 @@ def revision_body(session: Session, row: Assessment, revision: int | None = None
             return None
         body = dict(found.response)
     body["revisions"] = history
+    if wanted == row.current_revision:
+        # The review moves on after scoring (decisions, re-opens): the current revision shows where it is.
+        body["review"] = current_review(row)
     return body
+
+
+def current_review(row: Assessment) -> dict[str, Any]:
+    """The `review` member of the assessment's current revision: its state now."""
+    return {
+        "required": row.review_state != "not_required",
+        "state": row.review_state,
+        "policy_version": row.policy_version,
+        "since": timestamp(row.review_state_at) if row.review_state_at else None,
+    }

@@ -18,14 +18,22 @@ app = typer.Typer(help="API keys: create, list and revoke.", no_args_is_help=Tru
 def create(
     tenant: Annotated[str, typer.Option(help="Tenant name (created when new).")],
     role: Annotated[Role, typer.Option(help="What the key may do.", case_sensitive=False)],
+    holder: Annotated[
+        str | None,
+        typer.Option(help="The staff member the key is issued to (an opaque id; required for reviewer keys)."),
+    ] = None,
 ) -> None:
     """Create a key and print it on stdout (and nothing else). Only its hash is stored."""
     if not tenants.valid_tenant_name(tenant):
         raise typer.BadParameter(
             "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit", param_hint="--tenant"
         )
+    try:
+        service.check_holder(role, holder)
+    except service.InvalidHolder as exc:
+        raise typer.BadParameter(str(exc), param_hint="--holder") from exc
     with command_session() as session:
-        issued = service.create_key(session, tenant, role)
+        issued = service.create_key(session, tenant, role, holder)
     typer.echo(issued.secret)
 
 
@@ -43,12 +51,11 @@ def list_keys(
                 raise typer.Exit(1)
             tenant_id = found.id
         rows = service.list_keys(session, tenant_id)
-        typer.echo("id\ttenant\trole\tcreated_at\trevoked_at")
+        typer.echo("id\ttenant\trole\tholder\tcreated_at\trevoked_at")
         for key in rows:
             revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-"
-            typer.echo(
-                f"{key.id}\t{key.tenant.name}\t{key.role}\t{key.created_at.isoformat(timespec='seconds')}\t{revoked}"
-            )
+            created = key.created_at.isoformat(timespec="seconds")
+            typer.echo(f"{key.id}\t{key.tenant.name}\t{key.role}\t{key.holder or '-'}\t{created}\t{revoked}")
 
 
 @app.command()

@@ -37,4 +37,8 @@ def serve(
         # Our own problem responses and JSON logs replace uvicorn's defaults; the server header says nothing.
         server_header=False,
         timeout_graceful_shutdown=10,
+        # A worker answers the supervisor's health checks from a thread while it imports and loads the model;
+        # on a busy host that thread can be starved for more than uvicorn's 5 s default, and the worker would
+        # be killed and restarted over and over before it ever serves.
+        timeout_worker_healthcheck=30,
     )

@@ -29,6 +29,9 @@ class ApiKey(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     role: Mapped[str] = mapped_column(String(20))
+    # The staff member the key was issued to (opaque to us): reviews are attributed to it, and four-eyes
+    # rules compare it.
+    holder: Mapped[str | None] = mapped_column(String(64), default=None)
     secret_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -14,7 +14,7 @@ from service.keys import service
 from service.keys.models import Role
 from service.keys.schemas import CreatedKey, KeyCreate, KeyInfo, KeyList
 from service.keys.service import Principal
-from service.problems import NotFound, openapi_responses
+from service.problems import InvalidInput, NotFound, openapi_responses
 from service.tenants.models import Tenant
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -33,11 +33,19 @@ Admin = Annotated[Principal, Depends(require(Role.admin))]
 def create_key(body: KeyCreate, principal: Admin, session: DbSession, response: Response) -> CreatedKey:
     """A new key with the given role, in the caller's tenant. The key is in this response only."""
     tenant = session.get_one(Tenant, principal.tenant_id)
-    issued = service.create_key_for(session, tenant, body.role)
+    try:
+        issued = service.create_key_for(session, tenant, body.role, body.holder)
+    except service.InvalidHolder as exc:
+        raise InvalidInput(f"holder: {exc}.", [{"field": "holder", "message": str(exc), "location": "body"}]) from exc
     session.commit()
     response.headers["Location"] = f"/v1/keys/{issued.record.id}"
     return CreatedKey(
-        id=issued.record.id, role=body.role, created_at=issued.record.created_at, revoked_at=None, key=issued.secret
+        id=issued.record.id,
+        role=body.role,
+        holder=issued.record.holder,
+        created_at=issued.record.created_at,
+        revoked_at=None,
+        key=issued.secret,
     )
 
 

@@ -15,6 +15,12 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
+    holder: str | None = Field(
+        default=None,
+        description="The staff member the key is issued to: an opaque identifier of 1-64 printable characters"
+        " (no names needed). Required for `reviewer` keys; reviews are attributed to it.",
+        examples=["staff-0042"],
+    )
 
 
 class KeyInfo(BaseModel):
@@ -22,6 +28,7 @@ class KeyInfo(BaseModel):
 
     id: str = Field(description="The key's public id (the part after `trk_`).")
     role: Role
+    holder: str | None = Field(default=None, description="The staff member the key is issued to.")
     created_at: dt.datetime
     revoked_at: dt.datetime | None
 

@@ -22,6 +22,30 @@ from service.tenants import service as tenants
 from service.tenants.models import Tenant
 
 KEY_PREFIX = "trk"
+HOLDER_MAX_LENGTH = 64
+
+
+class InvalidHolder(ValueError):
+    """A holder that is not a short printable identifier, or a reviewer key without one."""
+
+
+def check_holder(role: Role, holder: str | None) -> str | None:
+    """The holder to store for a new key of `role`; raises `InvalidHolder` saying what to fix.
+
+    A holder is an opaque staff identifier: 1-64 printable characters (no control characters, no
+    surrounding spaces). Reviewer keys must have one, because reviews are attributed to a person.
+    """
+    if holder is None:
+        if role is Role.reviewer:
+            raise InvalidHolder("a reviewer key must have a holder (the staff member its reviews are attributed to)")
+        return None
+    if not holder or len(holder) > HOLDER_MAX_LENGTH:
+        raise InvalidHolder(f"use 1-{HOLDER_MAX_LENGTH} characters")
+    if not holder.isprintable():
+        raise InvalidHolder("use printable characters only (no control characters or line breaks)")
+    if holder != holder.strip():
+        raise InvalidHolder("remove the leading or trailing spaces")
+    return holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +56,7 @@ class Principal:
     tenant_id: str
     tenant_name: str
     role: Role
+    holder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +79,25 @@ def parse_key_id(key: str) -> str | None:
     return parts[1]
 
 
-def create_key(session: Session, tenant_name: str, role: Role) -> IssuedKey:
-    """A new key for `role` in the named tenant (created when new). The caller commits."""
+def create_key(session: Session, tenant_name: str, role: Role, holder: str | None = None) -> IssuedKey:
+    """A new key for `role` in the named tenant (created when new). The caller commits.
+
+    Raises `InvalidHolder` (before anything is written) when `holder` is not valid for `role`."""
+    holder = check_holder(role, holder)
     tenant = tenants.get_or_create(session, tenant_name)
-    return create_key_for(session, tenant, role)
+    return create_key_for(session, tenant, role, holder)
 
 
-def create_key_for(session: Session, tenant: Tenant, role: Role) -> IssuedKey:
-    """A new key for `role` in `tenant`. The caller commits."""
+def create_key_for(session: Session, tenant: Tenant, role: Role, holder: str | None = None) -> IssuedKey:
+    """A new key for `role` in `tenant`, issued to `holder`. The caller commits.
+
+    Raises `InvalidHolder` when `holder` is not valid for `role`."""
+    holder = check_holder(role, holder)
     key_id = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    record = ApiKey(id=key_id, tenant=tenant, tenant_id=tenant.id, role=role.value, secret_hash=_hash(secret))
+    record = ApiKey(
+        id=key_id, tenant=tenant, tenant_id=tenant.id, role=role.value, holder=holder, secret_hash=_hash(secret)
+    )
     session.add(record)
     session.flush()
     return IssuedKey(record=record, secret=secret)
@@ -93,7 +126,7 @@ def revoke(record: ApiKey) -> None:
 
 
 _CREDENTIALS = (
-    select(ApiKey.secret_hash, ApiKey.revoked_at, ApiKey.role, ApiKey.tenant_id, Tenant.name)
+    select(ApiKey.secret_hash, ApiKey.revoked_at, ApiKey.role, ApiKey.tenant_id, Tenant.name, ApiKey.holder)
     .join(Tenant, Tenant.id == ApiKey.tenant_id)
     .where(ApiKey.id == bindparam("key_id"))
 )
@@ -110,10 +143,10 @@ def verify(session: Session, presented: str) -> Principal | None:
         # Compare anyway so that an unknown id and a wrong secret take about the same time.
         hmac.compare_digest(digest, "0" * 64)
         return None
-    secret_hash, revoked_at, role, tenant_id, tenant_name = row
+    secret_hash, revoked_at, role, tenant_id, tenant_name, holder = row
     if not hmac.compare_digest(digest, secret_hash) or revoked_at is not None:
         return None
-    return Principal(key_id=key_id, tenant_id=tenant_id, tenant_name=tenant_name, role=Role(role))
+    return Principal(key_id=key_id, tenant_id=tenant_id, tenant_name=tenant_name, role=Role(role), holder=holder)
 
 
 class VerifiedKeyCache:

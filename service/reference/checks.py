@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 from risk_rules.forms import iso_country_codes
 from risk_rules.reference import DestinationIn, ReferenceSetIn, ThirdCountryIn
 from risk_rules.sources import quote_problem
-from service.employer_disputes.service import KIND as DISPUTES
+from service.dated_records.kinds import EMPLOYER_DISPUTES as DISPUTES
+from service.dated_records.kinds import SITUATIONS
 from service.reference.records import RecordKind
-from service.situations.service import KIND as SITUATIONS
 
 # Each section of the file, and the field that identifies its records.
 SECTIONS = {"destinations": "code", "third_countries": "code", "situations": "id", "employer_disputes": "id"}

@@ -22,10 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from risk_rules.forms import AssessmentRequest
 from risk_rules.reference import normalise_organisation
 from service.assessments.models import Assessment
+from service.assessments.service import top_factor
 from service.db import utcnow
+from service.policy import service as policies
+from service.policy.service import Policy
 from service.reference.models import EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
 from service.reference.store import Change
 from service.rescoring.models import AssessmentRevision, RescoringJob
+from service.reviews import service as reviews
 from service.webhooks import service as webhooks
 
 log = logging.getLogger("travelrisk.rescoring")
@@ -208,10 +212,15 @@ class Rescorer:
                 documents = self._record_documents(session, job)
                 assessor = self._scoring.assessor()
                 reference = self._scoring.reference(session)
+                # Each tenant's policy in force now (a change applies to re-scores), read once per batch.
+                tenant_policies: dict[str, Policy] = {}
                 events: list[webhooks.PendingEvent] = []
                 for row in rows:
                     examined += 1
-                    if self._rescore(session, job, documents, assessor, reference, row, events):
+                    if row.tenant_id not in tenant_policies:
+                        tenant_policies[row.tenant_id] = policies.current(session, row.tenant_id)
+                    policy = tenant_policies[row.tenant_id]
+                    if self._rescore(session, job, documents, assessor, reference, row, policy, events):
                         rescored += 1
                 # Each revision's webhook event is committed with it (one endpoint look-up per tenant).
                 webhooks.emit_all(session, events)
@@ -239,6 +248,7 @@ class Rescorer:
         assessor: Any,
         reference: Any,
         row: Assessment,
+        policy: Policy,
         events: list[webhooks.PendingEvent],
     ) -> bool:
         already = session.scalar(
@@ -253,7 +263,7 @@ class Rescorer:
             return False
         if job.record_type == EMPLOYER_DISPUTE and not self._employer_related(documents, request):
             return False
-        body = assessor.assess_body(request, reference)
+        body = policies.judge(assessor.assess_body(request, reference), policy, assessor.model.bands)
         current = latest_response(session, row)
         if all(body.get(key) == current.get(key) for key in _COMPARED):
             return False
@@ -286,6 +296,11 @@ class Rescorer:
         score = body["score"]
         row.band = score["band"] if score else None
         row.probability = score["probability"] if score else None
+        row.policy_version = policy.version
+        for column, value in top_factor(body).items():
+            setattr(row, column, value)
+        # In the same transaction: a raised band re-opens the review, with this re-score's reason.
+        reviews.on_rescore(session, row, old_band, policy, job.reason, now)
         data = {
             "assessment_id": row.id,
             "traveler_reference": row.traveler_reference,

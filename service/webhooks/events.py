@@ -34,5 +34,10 @@ EVENT_TYPES: dict[str, EventType] = {
             " `probability` are the new ones, `old_band` and `new_band` the move, `reason` the change.",
             (*_ASSESSMENT, "old_band", "new_band", "reason"),
         ),
+        EventType(
+            "review.decided",
+            "A reviewer recorded a decision on an assessment; `state` is the review state it led to.",
+            ("assessment_id", "review_id", "decision", "state", "revision"),
+        ),
     )
 }

@@ -92,13 +92,16 @@ def client(app_client: TestClient) -> TestClient:
 
 @dataclass
 class Tenant:
-    """A fresh tenant with one key per role."""
+    """A fresh tenant with one key per role, each issued to its own holder (`holder(role)`)."""
 
     name: str
     keys: dict[Role, str]
 
     def auth(self, role: Role | str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[Role(role)]}"}
+
+    def holder(self, role: Role | str) -> str:
+        return f"{Role(role).value}-{self.name}"
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +113,7 @@ def make_tenant(settings: Settings) -> Iterator[Callable[[], Tenant]]:
     def make() -> Tenant:
         name = f"t-{uuid.uuid4().hex[:12]}"
         with session_scope(factory) as session:
-            issued = {role: keys.create_key(session, name, role).secret for role in Role}
+            issued = {role: keys.create_key(session, name, role, f"{role.value}-{name}").secret for role in Role}
         return Tenant(name=name, keys=issued)
 
     yield make

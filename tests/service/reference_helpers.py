@@ -1,8 +1,11 @@
-"""Helpers shared by the tests of the reference-data API (situations, employer disputes, destinations)."""
+"""Helpers shared by the tests of the reference-data API (situations, employer disputes, destinations):
+valid bodies of each kind of dated record, problem checks, paging, back-dating."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +22,47 @@ QUOTE = {
     " MO, taking hostages in response.",
 }
 PUBLICATION = {"title": "Analyst note on the case", "url": "https://example.org/notes/1", "date": "2026-11"}
+KROLL = {
+    "source": "ccp-master-of-hostage-diplomacy",
+    "quote": "In each case, the CCP’s objective has been to gain leverage and exert influence over these companies.",
+}
+
+
+def situation(**overrides: Any) -> dict[str, Any]:
+    """A valid situation body (home country AR, which no assessment test uses), with `overrides`."""
+    body: dict[str, Any] = {
+        "home_country": "AR",
+        "destination": "CN",
+        "kind": "diplomatic_dispute",
+        "title": f"Test situation {uuid.uuid4().hex[:8]}",
+        "started_on": "2030-01-01",
+        "ended_on": "2030-06-30",
+        "severity": "high",
+        "sources": [copy.deepcopy(QUOTE)],
+    }
+    body.update(overrides)
+    return body
+
+
+def token() -> str:
+    """A made-up word, so that test organisations match nothing else in the shared database."""
+    return "Q" + uuid.uuid4().hex[:10]
+
+
+def dispute(**overrides: Any) -> dict[str, Any]:
+    """A valid employer-dispute body for an organisation of a made-up name, with `overrides`."""
+    name = token()
+    body: dict[str, Any] = {
+        "name": f"{name} Holdings Ltd.",
+        "aliases": [f"{name} Trading Co."],
+        "destination": "CN",
+        "kind": "commercial_dispute",
+        "started_on": "2030-01-01",
+        "ended_on": "2030-12-31",
+        "sources": [copy.deepcopy(KROLL)],
+    }
+    body.update(overrides)
+    return body
 
 
 def revision_count(sessions: sessionmaker[Session]) -> int:

@@ -123,7 +123,7 @@ def test_logs_are_json_lines_without_traveller_data_or_keys(server_factory: Any,
     assert post_line["method"] == "POST"
     assert isinstance(post_line["duration_ms"], float)
     assert {401, 422} <= {entry["status"] for entry in requests}
-    for forbidden in (secret_reference, "Very Private Employer", key, key.split("_")[2], "wrong", "QQ"):
+    for forbidden in (secret_reference, "Very Private Employer", key, key.split("_", 2)[2], "wrong", "QQ"):
         assert forbidden not in text
 
 

@@ -6,7 +6,6 @@ The database is shared by the whole run: every organisation name here carries a 
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import re
 import uuid
@@ -17,13 +16,17 @@ from fastapi.testclient import TestClient
 
 from service.db import create_db_engine, create_session_factory
 from service.reference.models import EMPLOYER_DISPUTE, EmployerDisputeRecord
-from tests.service.reference_helpers import PUBLICATION, assert_problem, backdate, pages, revision_count
+from tests.service.reference_helpers import (
+    PUBLICATION,
+    assert_problem,
+    backdate,
+    dispute,
+    pages,
+    revision_count,
+    token,
+)
 
 PATH = "/v1/employer-disputes"
-KROLL = {
-    "source": "ccp-master-of-hostage-diplomacy",
-    "quote": "In each case, the CCP’s objective has been to gain leverage and exert influence over these companies.",
-}
 
 
 @pytest.fixture(scope="module")
@@ -31,26 +34,6 @@ def sessions(settings: Any) -> Any:
     engine = create_db_engine(settings)
     yield create_session_factory(engine)
     engine.dispose()
-
-
-def token() -> str:
-    """A made-up word, so that test organisations match nothing else in the shared database."""
-    return "Q" + uuid.uuid4().hex[:10]
-
-
-def dispute(**overrides: Any) -> dict[str, Any]:
-    name = token()
-    body: dict[str, Any] = {
-        "name": f"{name} Holdings Ltd.",
-        "aliases": [f"{name} Trading Co."],
-        "destination": "CN",
-        "kind": "commercial_dispute",
-        "started_on": "2030-01-01",
-        "ended_on": "2030-12-31",
-        "sources": [copy.deepcopy(KROLL)],
-    }
-    body.update(overrides)
-    return body
 
 
 def create(client: TestClient, tenant: Any, **overrides: Any) -> dict[str, Any]:
@@ -97,7 +80,6 @@ def test_create_read_patch_history(client: TestClient, tenant: Any, sessions: An
     own = f"emp-own-{uuid.uuid4().hex[:6]}"
     create(client, tenant, id=own, sources=[PUBLICATION])
     assert_problem(client.post(PATH, json=dispute(id=own), headers=tenant.auth("analyst")), 409)
-    assert_problem(client.get(f"{PATH}/emp-00000000", headers=tenant.auth("analyst")), 404)
 
 
 BAD = [
@@ -105,10 +87,6 @@ BAD = [
     ({"name": "..."}, "name", "no letters or digits"),
     ({"aliases": ["Fine", ""]}, "aliases.1", "at least 1 character"),
     ({"kind": "feud"}, "kind", "'commercial_dispute'"),
-    ({"destination": "XX"}, "destination", "ISO 3166-1"),
-    ({"destination": "US"}, "destination", "not a covered destination"),
-    ({"ended_on": "2029-01-01"}, "ended_on", "before started_on"),
-    ({"sources": [{**KROLL, "quote": "Invented words."}]}, "sources.0.quote", "not found verbatim"),
     ({"severity": "high"}, "severity", "Extra inputs are not permitted"),
 ]
 
@@ -121,15 +99,6 @@ def test_invalid_dispute_is_422_naming_the_field(
     problem = assert_problem(client.post(PATH, json=dispute(**change), headers=tenant.auth("analyst")), 422, field)
     assert any(message in e["message"] for e in problem["errors"] if e["field"] == field), problem
     assert revision_count(sessions) == before
-
-
-def test_only_analysts_write(client: TestClient, tenant: Any) -> None:
-    created = create(client, tenant)
-    for role in ("requester", "reviewer", "admin"):
-        assert_problem(client.post(PATH, json=dispute(), headers=tenant.auth(role)), 403)
-        assert_problem(client.patch(f"{PATH}/{created['id']}", json={}, headers=tenant.auth(role)), 403)
-        assert client.get(f"{PATH}/{created['id']}", headers=tenant.auth(role)).status_code == 200
-    assert_problem(client.get(PATH), 401)
 
 
 def test_filters_name_as_of_and_pages(client: TestClient, tenant: Any, sessions: Any) -> None:

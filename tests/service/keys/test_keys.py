@@ -66,7 +66,7 @@ def test_only_a_hash_is_stored(settings: Any) -> None:
     engine = create_db_engine(settings)
     factory = create_session_factory(engine)
     with session_scope(factory) as session:
-        issued = keys.create_key(session, "hash-check", Role.reviewer)
+        issued = keys.create_key(session, "hash-check", Role.reviewer, "staff-hash-check")
     with session_scope(factory) as session:
         row = session.scalar(select(ApiKey).where(ApiKey.id == issued.record.id))
         assert row is not None
@@ -78,9 +78,10 @@ def test_only_a_hash_is_stored(settings: Any) -> None:
 
 
 def test_admin_manages_own_tenant_keys(client: TestClient, tenant: Any, make_tenant: Any) -> None:
-    created = client.post("/v1/keys", json={"role": "reviewer"}, headers=tenant.auth("admin"))
+    created = client.post("/v1/keys", json={"role": "reviewer", "holder": "staff-0042"}, headers=tenant.auth("admin"))
     assert created.status_code == 201, created.text
     new = created.json()
+    assert new["holder"] == "staff-0042"
     assert created.headers["location"] == f"/v1/keys/{new['id']}"
     assert KEY_SHAPE.fullmatch(new["key"])
     assert client.get("/v1/assessments", headers={"Authorization": f"Bearer {new['key']}"}).status_code == 200
@@ -88,6 +89,7 @@ def test_admin_manages_own_tenant_keys(client: TestClient, tenant: Any, make_ten
     listed = client.get("/v1/keys", headers=tenant.auth("admin")).json()["items"]
     assert new["id"] in {k["id"] for k in listed}
     assert all("key" not in k and "secret_hash" not in k for k in listed)
+    assert next(k for k in listed if k["id"] == new["id"])["holder"] == "staff-0042"
     assert len(listed) == len(Role) + 1
 
     other = make_tenant()
@@ -106,7 +108,9 @@ def test_a_key_revoked_elsewhere_is_refused_once_the_cache_expires(database_url:
     from service.app import create_app
     from tests.service.conftest import make_settings
 
-    key = cli("keys", "create", "--tenant", "cache-check", "--role", "reviewer", database_url=database_url).stdout
+    key = cli(
+        "keys", "create", "--tenant", "cache-check", "--role", "reviewer", "--holder", "s-1", database_url=database_url
+    ).stdout
     headers = {"Authorization": f"Bearer {key.strip()}"}
     with TestClient(create_app(make_settings(database_url, key_cache_seconds=0.5))) as client:
         assert client.get("/v1/assessments", headers=headers).status_code == 200
@@ -128,3 +132,60 @@ def test_cache_keeps_digests_not_keys() -> None:
     for i in range(5):
         cache.put(f"trk_{i}_s", principal)
     assert len(cache._entries) <= 2
+
+
+def test_reviewer_keys_need_a_holder_and_holders_are_validated(client: TestClient, tenant: Any) -> None:
+    admin = tenant.auth("admin")
+    before = client.get("/v1/keys", headers=admin).json()["items"]
+    for body, message in (
+        ({"role": "reviewer"}, "must have a holder"),
+        ({"role": "reviewer", "holder": ""}, "1-64"),
+        ({"role": "admin", "holder": "x" * 65}, "1-64"),
+        ({"role": "requester", "holder": "staff\n42"}, "printable"),
+        ({"role": "requester", "holder": "staff\x1b[31m"}, "printable"),
+        ({"role": "requester", "holder": " staff-1"}, "spaces"),
+    ):
+        response = client.post("/v1/keys", json=body, headers=admin)
+        assert response.status_code == 422, body
+        problem = response.json()
+        assert problem["errors"][0]["field"] == "holder" and message in problem["errors"][0]["message"]
+    # Nothing was written.
+    assert client.get("/v1/keys", headers=admin).json()["items"] == before
+    # Other roles may go without one.
+    created = client.post("/v1/keys", json={"role": "requester"}, headers=admin)
+    assert created.status_code == 201 and created.json()["holder"] is None
+
+
+def test_cli_sets_and_requires_holders(database_url: str) -> None:
+    missing = cli(
+        "keys", "create", "--tenant", "cli-holder", "--role", "reviewer", database_url=database_url, check=False
+    )
+    assert missing.returncode != 0 and missing.stdout == "" and "holder" in missing.stderr
+    bad = cli(
+        "keys",
+        "create",
+        "--tenant",
+        "cli-holder",
+        "--role",
+        "admin",
+        "--holder",
+        "a\tb",
+        database_url=database_url,
+        check=False,
+    )
+    assert bad.returncode != 0 and bad.stdout == ""
+    key = cli(
+        "keys",
+        "create",
+        "--tenant",
+        "cli-holder",
+        "--role",
+        "reviewer",
+        "--holder",
+        "staff-7",
+        database_url=database_url,
+    ).stdout.strip()
+    assert KEY_SHAPE.fullmatch(key)
+    listing = cli("keys", "list", "--tenant", "cli-holder", database_url=database_url).stdout
+    line = next(line for line in listing.splitlines() if line.startswith(keys.parse_key_id(key) or "?"))
+    assert "\treviewer\tstaff-7\t" in line

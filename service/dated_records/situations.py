@@ -1,14 +1,19 @@
-"""Schemas of the situations resource: the create and patch forms, the record as shown, a page of them."""
+"""Situations, declared as a kind of dated record: the create form, the record as shown, the filters of
+the list, the API's words and examples."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from risk_rules.forms import CountryCode
-from risk_rules.reference import Precision, Severity, SituationKind
+from risk_rules.reference import Precision, Severity, SituationIn, SituationKind
+from service.dated_records.declaration import DatedRecordKind, ListFilter
+from service.dated_records.schemas import ended_not_before_started, page_of, patch_form
+from service.reference.models import SITUATION, SituationRecord
 from service.reference.schemas import (
     Citation,
     CitationBody,
@@ -66,36 +71,7 @@ class SituationCreate(BaseModel):
             raise ValueError("destination equals home_country: a situation is between two different countries")
         return value
 
-    @field_validator("ended_on")
-    @classmethod
-    def _after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
-        started = info.data.get("started_on")
-        if value is not None and started is not None and value < started:
-            raise ValueError(f"ended_on ({value}) is before started_on ({started})")
-        return value
-
-
-class SituationPatch(BaseModel):
-    """Fields to change; the others keep their values, and the merged record is checked as a whole.
-
-    Send `null` to clear an optional field (e.g. `ended_on: null` when a situation turns out to continue).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: RecordId | None = Field(default=None, description="May be sent, but must be the record's own id.")
-    home_country: CountryCode | None = None
-    destination: CountryCode | None = None
-    kind: SituationKind | None = None
-    title: Title | None = None
-    started_on: dt.date | None = None
-    start_precision: Precision | None = None
-    ended_on: dt.date | None = None
-    end_precision: Precision | None = None
-    date_note: Note | None = None
-    severity: Severity | None = None
-    severity_note: Note | None = None
-    sources: Sources | None = None
+    _period = field_validator("ended_on")(ended_not_before_started)
 
 
 class Situation(BaseModel):
@@ -121,15 +97,6 @@ class Situation(BaseModel):
     revision: int = Field(description="1 when created, then one more for each change.")
     created_at: dt.datetime
     updated_at: dt.datetime = Field(description="When the revision shown was recorded.")
-
-
-class SituationPage(BaseModel):
-    """A page of situations, in id order."""
-
-    items: list[Situation]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` to get the next page; null on the last page."
-    )
 
 
 CREATE_EXAMPLE: dict[str, Any] = {
@@ -169,4 +136,70 @@ HISTORY_EXAMPLE = history_example(
     "ended_on",
     None,
     "2021-09-24",
+)
+
+SituationPatch = patch_form(
+    SituationCreate,
+    "SituationPatch",
+    """Fields to change; the others keep their values, and the merged record is checked as a whole.
+
+    Send `null` to clear an optional field (e.g. `ended_on: null` when a situation turns out to continue).
+    """,
+)
+SituationPage = page_of(Situation, "SituationPage", "A page of situations, in id order.")
+
+_COUNTRY = r"^[A-Z]{2}$"
+
+KIND = DatedRecordKind(
+    record_type=SITUATION,
+    label="situation",
+    model=SituationRecord,
+    form=SituationCreate,
+    stored=SituationIn,
+    id_prefix="sit",
+    collection="/v1/situations",
+    singular="situation",
+    plural="situations",
+    tag="situations",
+    title_plural="Situations",
+    a_label="a situation",
+    id_param="situation_id",
+    item=Situation,
+    page=SituationPage,
+    patch=SituationPatch,
+    filters=(
+        ListFilter(
+            "home_country",
+            Annotated[str | None, Query(pattern=_COUNTRY, description="Only this country code.")],
+            column="home_country",
+        ),
+        ListFilter(
+            "destination",
+            Annotated[str | None, Query(pattern=_COUNTRY, description="Only this country code.")],
+            column="destination",
+        ),
+        ListFilter("kind", Annotated[SituationKind | None, Query(description="Only this kind.")], column="kind"),
+        ListFilter.active("Only situations active on this date."),
+    ),
+    create_description=(
+        "Records a situation and logs it as revision 1. It takes effect for the next assessment (the "
+        "assessment's `versions.reference_data` changes), and stored assessments of trips that have not "
+        "ended and that it touches are re-scored in the background.\n\n"
+        "The destination must be one the service covers; `home_country` must differ from it; `ended_on` "
+        "may not be before `started_on`; a `{source, quote}` citation must quote its source word for "
+        "word."
+    ),
+    patch_description=(
+        "Merges the fields sent into the record, checks the whole record again as on creation, and logs "
+        "a revision with what changed. A change that changes nothing writes nothing. Like a creation, it "
+        "takes effect for the next assessment and re-scores the stored ones it touches."
+    ),
+    create_examples={
+        "reference_source": {"summary": "Citing a bundled reference source", "value": CREATE_EXAMPLE},
+        "publication": {"summary": "Citing a publication, with an id of one's own", "value": PUBLICATION_EXAMPLE},
+    },
+    patch_examples={"reopen": {"summary": "Still active", "value": PATCH_EXAMPLE}},
+    item_example=SITUATION_EXAMPLE,
+    page_example=PAGE_EXAMPLE,
+    history_example=HISTORY_EXAMPLE,
 )

@@ -1,14 +1,19 @@
-"""Schemas of the employer-disputes resource: the create and patch forms, the record as shown, a page."""
+"""Employer disputes, declared as a kind of dated record: the create form, the record as shown, the
+filters of the list (the name filter matches as employers are matched), the API's words and examples."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from risk_rules.forms import CountryCode
-from risk_rules.reference import DisputeKind, Precision, normalise_organisation
+from risk_rules.reference import DisputeKind, EmployerDisputeIn, Precision, normalise_organisation
+from service.dated_records.declaration import DatedRecordKind, ListFilter
+from service.dated_records.schemas import ended_not_before_started, page_of, patch_form
+from service.reference.models import EMPLOYER_DISPUTE, EmployerDisputeRecord
 from service.reference.schemas import (
     Citation,
     CitationBody,
@@ -67,34 +72,7 @@ class EmployerDisputeCreate(BaseModel):
     sources: Sources = Field(description=_DESCRIPTIONS["sources"])
 
     # A field validator rather than a model validator, so that the error names `ended_on`.
-    @field_validator("ended_on")
-    @classmethod
-    def _after_start(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
-        started = info.data.get("started_on")
-        if value is not None and started is not None and value < started:
-            raise ValueError(f"ended_on ({value}) is before started_on ({started})")
-        return value
-
-
-class EmployerDisputePatch(BaseModel):
-    """Fields to change; the others keep their values, and the merged record is checked as a whole.
-
-    `aliases` and `sources` are replaced as a whole; send `null` to clear an optional field.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: RecordId | None = Field(default=None, description="May be sent, but must be the record's own id.")
-    name: Name | None = None
-    aliases: Aliases | None = None
-    destination: CountryCode | None = None
-    kind: DisputeKind | None = None
-    started_on: dt.date | None = None
-    start_precision: Precision | None = None
-    ended_on: dt.date | None = None
-    end_precision: Precision | None = None
-    date_note: Note | None = None
-    sources: Sources | None = None
+    _period = field_validator("ended_on")(ended_not_before_started)
 
 
 class EmployerDispute(BaseModel):
@@ -118,15 +96,6 @@ class EmployerDispute(BaseModel):
     revision: int = Field(description="1 when created, then one more for each change.")
     created_at: dt.datetime
     updated_at: dt.datetime = Field(description="When the revision shown was recorded.")
-
-
-class EmployerDisputePage(BaseModel):
-    """A page of employer disputes, in id order."""
-
-    items: list[EmployerDispute]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` to get the next page; null on the last page."
-    )
 
 
 _KROLL_QUOTE = {
@@ -162,4 +131,80 @@ HISTORY_EXAMPLE = history_example(
     "aliases",
     CREATE_EXAMPLE["aliases"],
     PATCH_EXAMPLE["aliases"],
+)
+
+EmployerDisputePatch = patch_form(
+    EmployerDisputeCreate,
+    "EmployerDisputePatch",
+    """Fields to change; the others keep their values, and the merged record is checked as a whole.
+
+    `aliases` and `sources` are replaced as a whole; send `null` to clear an optional field.
+    """,
+)
+EmployerDisputePage = page_of(EmployerDispute, "EmployerDisputePage", "A page of employer disputes, in id order.")
+
+
+def same_organisation(name: str, document: dict[str, Any]) -> bool:
+    """Whether `name` equals the dispute's name or an alias as assessments match employers: normalised."""
+    wanted = normalise_organisation(name)
+    return any(normalise_organisation(n) == wanted for n in (document["name"], *document.get("aliases", ())))
+
+
+KIND = DatedRecordKind(
+    record_type=EMPLOYER_DISPUTE,
+    label="employer dispute",
+    model=EmployerDisputeRecord,
+    form=EmployerDisputeCreate,
+    stored=EmployerDisputeIn,
+    id_prefix="emp",
+    collection="/v1/employer-disputes",
+    singular="employer_dispute",
+    plural="employer_disputes",
+    tag="employer disputes",
+    title_plural="Employer disputes",
+    a_label="an employer dispute",
+    id_param="dispute_id",
+    item=EmployerDispute,
+    page=EmployerDisputePage,
+    patch=EmployerDisputePatch,
+    filters=(
+        ListFilter(
+            "destination",
+            Annotated[str | None, Query(pattern=r"^[A-Z]{2}$", description="Only this destination.")],
+            column="destination",
+        ),
+        ListFilter("kind", Annotated[DisputeKind | None, Query(description="Only this kind.")], column="kind"),
+        ListFilter.active("Only disputes active on this date."),
+        ListFilter(
+            "name",
+            Annotated[
+                str | None,
+                Query(
+                    min_length=1,
+                    max_length=300,
+                    description="Only disputes whose name or an alias equals this one, as employers are matched:"
+                    " case, accents, punctuation and legal suffixes aside.",
+                ),
+            ],
+            matches=same_organisation,
+        ),
+    ),
+    create_description=(
+        "Records an organisation in a dispute with a destination and logs it as revision 1. It takes "
+        "effect for the next assessment, and stored assessments of trips that have not ended whose "
+        "employer it may concern are re-scored in the background.\n\n"
+        "The destination must be one the service covers; every name and alias must keep some letters or "
+        "digits once legal suffixes are set aside; `ended_on` may not be before `started_on`; a "
+        "`{source, quote}` citation must quote its source word for word."
+    ),
+    patch_description=(
+        "Merges the fields sent into the record (lists are replaced whole), checks the whole record "
+        "again as on creation, and logs a revision with what changed. A change that changes nothing "
+        "writes nothing."
+    ),
+    create_examples={"reference_source": {"summary": "Citing a reference source", "value": CREATE_EXAMPLE}},
+    patch_examples={"alias": {"summary": "Another name", "value": PATCH_EXAMPLE}},
+    item_example=DISPUTE_EXAMPLE,
+    page_example=PAGE_EXAMPLE,
+    history_example=HISTORY_EXAMPLE,
 )

@@ -1,1 +1,0 @@
-"""Organisations in a dispute with a destination: the analyst API."""

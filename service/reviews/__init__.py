@@ -1,0 +1,1 @@
+"""Review decisions on assessments: four-eyes rules, an append-only record, the review queue."""

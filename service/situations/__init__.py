@@ -1,1 +1,0 @@
-"""Situations between a home country and a destination: the analyst API."""

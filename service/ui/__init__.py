@@ -1,0 +1,1 @@
+"""The compliance officers' workspace: server-rendered pages under `/ui/`, and the offline API docs."""

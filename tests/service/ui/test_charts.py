@@ -1,0 +1,112 @@
+"""The server-drawn charts and the model page's content, from data alone."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from service.ui.charts import Estimate, expit, forest_svg, logit, percent, waterfall_steps, waterfall_svg
+from service.ui.views import model_view
+
+
+def _factors(*contributions: float) -> list[dict[str, object]]:
+    return [{"id": f"f{i}", "title": f"Factor {i}", "contribution": c} for i, c in enumerate(contributions)]
+
+
+def test_contributions_that_add_up_are_drawn_as_they_are() -> None:
+    baseline = 0.001
+    factors = _factors(2.0, 1.0, 0.0)
+    score = logit(baseline) + 3.0
+    chart = waterfall_steps(baseline, score, factors)
+    assert chart.scale == pytest.approx(1.0)
+    assert [(s.start - chart.baseline, s.end - chart.baseline) for s in chart.steps] == [
+        pytest.approx((0.0, 2.0)),
+        pytest.approx((2.0, 3.0)),
+        pytest.approx((3.0, 3.0)),
+    ]
+    assert chart.steps[-1].end == score
+
+
+def test_across_legs_the_bars_are_scaled_to_end_at_the_score() -> None:
+    # A second leg's baseline lifts the trip's baseline: the factors' own sum overshoots the step.
+    baseline, score = 0.0015, -0.12
+    chart = waterfall_steps(baseline, score, _factors(6.4, 3.7, 2.6))
+    assert chart.scale == pytest.approx((score - logit(baseline)) / 12.7)
+    assert chart.steps[-1].end == score
+    widths = [s.end - s.start for s in chart.steps]
+    assert widths[0] / widths[1] == pytest.approx(6.4 / 3.7)
+    assert [s.contribution for s in chart.steps] == [6.4, 3.7, 2.6]
+
+
+def test_no_factor_means_the_score_is_the_baseline() -> None:
+    chart = waterfall_steps(0.0002, logit(0.0002), [])
+    assert chart.steps == [] and chart.score == pytest.approx(chart.baseline)
+    assert "0 factors" in waterfall_svg(chart)
+
+
+def test_the_svg_draws_one_bar_per_factor_and_the_last_ends_on_the_score_marker() -> None:
+    chart = waterfall_steps(0.0015, -0.12, _factors(6.4, 3.7, 0.0))
+    svg = str(waterfall_svg(chart))
+    bars = re.findall(r'<rect [^>]*class="wf-bar[^"]*"[^>]*>', svg)
+    assert len(bars) == 3
+    last_x_end = float(re.search(r'data-x-end="([^"]+)"', bars[-1]).group(1))
+    marker_x = float(re.search(r'<rect x="([^"]+)"[^>]*class="wf-score"', svg).group(1)) + 3
+    assert last_x_end == pytest.approx(marker_x, abs=0.01)
+    assert 'role="img"' in svg and "<title" in svg and "<desc" in svg
+    assert "style=" not in svg and "<script" not in svg
+
+
+def test_titles_are_escaped_in_the_svg() -> None:
+    chart = waterfall_steps(0.01, logit(0.01) + 1, [{"id": "x", "title": "<b>&", "contribution": 1.0}])
+    svg = str(waterfall_svg(chart))
+    assert "<b>" not in svg and "&lt;b&gt;&amp;" in svg
+
+
+def test_percentages_keep_small_probabilities_readable() -> None:
+    assert percent(0.4710) == "47.10%"
+    assert percent(0.00143) == "0.143%"
+    assert percent(0.0000512) == "0.00512%"
+    assert percent(0.0) == "0%"
+    assert expit(logit(0.25)) == pytest.approx(0.25)
+
+
+def _card() -> dict[str, object]:
+    return {
+        "version": "m1",
+        "factors": [
+            {"id": "a", "title": "A", "coefficient": 2.0, "interval": [math.exp(1.0), math.exp(3.0)]},
+            {"id": "b", "title": "B", "coefficient": 0.5, "interval": [1.0, math.exp(1.5)]},
+        ],
+        "metrics": {"roc_auc": 0.9},
+    }
+
+
+def test_the_model_page_falls_back_to_the_card_intervals_without_priors() -> None:
+    view = model_view(_card(), {})
+    assert [e.feature for e in view["estimates"]] == ["a", "b"]
+    assert view["estimates"][0].interval == pytest.approx((1.0, 3.0))
+    assert not view["has_priors"] and view["validation"] is None
+    svg = str(view["forest"])
+    assert svg.count('class="fp-posterior"') == 2 and 'class="fp-prior"' not in svg
+
+
+def test_the_model_page_shows_priors_and_validation_when_the_artifact_has_them() -> None:
+    artifact = {
+        "coefficient_intervals": {"a": [1.2, 2.8], "b": [0.0, 1.1]},
+        "priors": {"a": {"grade": "strong", "mean": 1.5, "sd": 0.5, "interval": [0.5, 2.5]}},
+        "validation": {"leave_one_event_out": {"auc": 0.81, "checklist_auc": 0.74}},
+    }
+    view = model_view(_card(), artifact)
+    a = view["estimates"][0]
+    assert a.interval == (1.2, 2.8) and a.prior_mean == 1.5 and a.prior_interval == (0.5, 2.5) and a.grade == "strong"
+    assert view["estimates"][1].prior_mean is None
+    assert view["has_priors"] and view["validation"] == artifact["validation"]
+    svg = str(view["forest"])
+    assert svg.count('class="fp-prior"') == 1 and svg.count('class="fp-prior-interval"') == 1
+
+
+def test_the_forest_plot_marks_zero_and_every_row() -> None:
+    svg = str(forest_svg([Estimate("x", "X", 1.0, (0.5, 1.5)), Estimate("y", "Y", 0.0, None)]))
+    assert svg.count('class="fp-row"') == 2 and 'class="zero-line"' in svg
