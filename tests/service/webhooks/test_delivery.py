@@ -461,3 +461,25 @@ def test_deliveries_are_rows_of_the_outbox(client: TestClient, tenant: Any, make
         assert [e.payload["data"]["assessment_id"] for e in events] == [created["id"]]
         targets = session.scalars(select(WebhookDelivery.endpoint_id).where(WebhookDelivery.event_id == events[0].id))
         assert sorted(targets) == sorted([endpoint["id"], second["id"]])
+
+
+def test_a_review_decision_is_sent_with_its_state(client: TestClient, tenant: Any, make_receiver: Any) -> None:
+    from tests.service.review_helpers import create as create_for_review
+    from tests.service.review_helpers import decide, severe_trip
+
+    receiver = make_receiver()
+    register(client, tenant, receiver.url, ["review.decided"])
+    assessment = create_for_review(client, tenant, severe_trip())
+    response = decide(client, tenant.auth("reviewer"), assessment)
+    assert response.status_code == 201, response.text
+    review = response.json()
+
+    got = wait_until(lambda: receiver.received, message="the review event")
+    assert len(got) == 1 and got[0].json["type"] == "review.decided"
+    assert got[0].json["data"] == {
+        "assessment_id": assessment["id"],
+        "review_id": review["id"],
+        "decision": "approved",
+        "state": "approved",
+        "revision": 1,
+    }
