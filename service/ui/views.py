@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from risk_rules.sources import source_title
 from service.assessments.models import Assessment
 from service.db import utcnow
 from service.keys.models import Role
@@ -51,7 +52,7 @@ def evidence_items(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
     items = []
     for item in evidence:
         source = item.get("source")
-        title = SOURCE_TITLES.get(source, source) if source else item.get("title")
+        title = (SOURCE_TITLES.get(source) or source_title(source) or source) if source else item.get("title")
         items.append({**item, "source_title": title})
     return items
 
@@ -168,18 +169,18 @@ def model_view(card: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]
     """The model page's content: the forest plot and the validation figures.
 
     Coefficients and their intervals are on the log-odds scale: the artifact's `coefficient_intervals`
-    when it has them, else the log of the card's multiplier intervals. Priors (`{feature: {grade, mean,
-    sd, interval}}`) and `validation` are shown when the artifact carries them.
+    when it has them, else the log of the card's multiplier intervals. Each factor's prior (grade, mean,
+    interval) comes with the factor on the card; the held-out validation when the artifact has it.
     """
     intervals = artifact.get("coefficient_intervals") or {}
-    priors = card.get("priors") or artifact.get("priors") or {}
+    priors = card.get("priors") or artifact.get("priors") or {}  # the grade table
     estimates = []
     for factor in card.get("factors", []):
         feature = factor["id"]
         interval = intervals.get(feature)
         if interval is None and factor.get("interval"):
             interval = [math.log(max(bound, 1e-12)) for bound in factor["interval"]]
-        prior = priors.get(feature) or {}
+        prior = factor.get("prior") or {}
         prior_interval = prior.get("interval")
         estimates.append(
             Estimate(
@@ -197,7 +198,7 @@ def model_view(card: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]
         "card": card,
         "estimates": estimates,
         "forest": forest_svg(estimates) if estimates else None,
-        "has_priors": bool(priors),
+        "has_priors": any(e.prior_mean is not None for e in estimates),
         "priors": priors,
         "validation": card.get("validation") or artifact.get("validation"),
         "metrics": card.get("metrics") or {},

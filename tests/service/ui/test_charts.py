@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -92,21 +93,33 @@ def test_the_model_page_falls_back_to_the_card_intervals_without_priors() -> Non
     assert svg.count('class="fp-posterior"') == 2 and 'class="fp-prior"' not in svg
 
 
-def test_the_model_page_shows_priors_and_validation_when_the_artifact_has_them() -> None:
-    artifact = {
-        "coefficient_intervals": {"a": [1.2, 2.8], "b": [0.0, 1.1]},
-        "priors": {"a": {"grade": "strong", "mean": 1.5, "sd": 0.5, "interval": [0.5, 2.5]}},
-        "validation": {"leave_one_event_out": {"auc": 0.81, "checklist_auc": 0.74}},
-    }
-    view = model_view(_card(), artifact)
-    a = view["estimates"][0]
-    assert a.interval == (1.2, 2.8) and a.prior_mean == 1.5 and a.prior_interval == (0.5, 2.5) and a.grade == "strong"
-    assert view["estimates"][1].prior_mean is None
-    assert view["has_priors"] and view["validation"] == artifact["validation"]
+def test_the_model_page_shows_the_bundled_models_priors_and_validation() -> None:
+    from models.assess import Assessor
+
+    assessor = Assessor.load()
+    card = json.loads(json.dumps(assessor.model_card()))
+    view = model_view(card, assessor.model.document)
+    assert view["has_priors"]
+    by_feature = {e.feature: e for e in view["estimates"]}
+    for factor in card["factors"]:
+        estimate = by_feature[factor["id"]]
+        assert estimate.grade == factor["prior"]["grade"]
+        assert estimate.prior_mean == pytest.approx(factor["prior"]["mean"])
+        assert estimate.prior_interval == pytest.approx(tuple(factor["prior"]["interval"]))
+    assert view["validation"]["leave_one_event_out"]["model_auc"] == card["metrics"]["roc_auc"]
     svg = str(view["forest"])
-    assert svg.count('class="fp-prior"') == 1 and svg.count('class="fp-prior-interval"') == 1
+    assert svg.count('class="fp-prior"') == len(card["factors"])
 
 
 def test_the_forest_plot_marks_zero_and_every_row() -> None:
     svg = str(forest_svg([Estimate("x", "X", 1.0, (0.5, 1.5)), Estimate("y", "Y", 0.0, None)]))
     assert svg.count('class="fp-row"') == 2 and 'class="zero-line"' in svg
+
+
+def test_quotes_from_public_reporting_show_the_reports_title() -> None:
+    from risk_rules.sources import load_reporting
+    from service.ui.views import evidence_items
+
+    report_id, report = next(iter(load_reporting().items()))
+    (item,) = evidence_items([{"source": report_id, "quote": "..."}])
+    assert report.title in item["source_title"] and report.publisher in item["source_title"]
