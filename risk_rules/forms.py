@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from risk_rules.values import IsoDate, SingleLine
+
 # Caps keep a single request bounded: enough for any real traveller and itinerary.
 MAX_LEGS = 50
 MAX_CITIZENSHIPS = 10
@@ -124,7 +126,7 @@ class _Form(BaseModel):
 
 
 class Employer(_Form):
-    name: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), SingleLine] | None = None
     sector: Sector | None = None
 
 
@@ -152,7 +154,7 @@ class LegalExposure(_Form):
 
 
 class Traveler(_Form):
-    reference: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+    reference: Annotated[str, Field(min_length=1, max_length=100), SingleLine] | None = Field(
         default=None, description="The client's own pseudonymous id for the traveller; no names needed."
     )
     citizenships: Annotated[list[CountryCode], Field(min_length=1, max_length=MAX_CITIZENSHIPS)]
@@ -169,9 +171,9 @@ class Traveler(_Form):
 
 class Leg(_Form):
     country: CountryCode
-    region: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] | None = None
-    arrive: dt.date
-    depart: dt.date
+    region: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), SingleLine] | None = None
+    arrive: IsoDate
+    depart: IsoDate
     transit: bool = False
 
     @field_validator("depart")

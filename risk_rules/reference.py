@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rapidfuzz import fuzz
 
 from risk_rules.errors import ReferenceDataError
+from risk_rules.values import IsoDate
 
 SituationKind = Literal[
     "extradition_case", "trade_dispute", "diplomatic_dispute", "sanctions", "detention_of_nationals"
@@ -347,9 +348,9 @@ class CitationIn(_In):
 
 
 class _Dated(_In):
-    started_on: dt.date
+    started_on: IsoDate
     start_precision: Precision = "day"
-    ended_on: dt.date | None = None
+    ended_on: IsoDate | None = None
     end_precision: Precision | None = None
     date_note: str | None = None
 
@@ -391,8 +392,8 @@ class LawIn(_In):
     name: str
     kind: Literal["exit_ban", "extraterritorial", "counter_terrorism", "national_security"]
     reaches_conduct_abroad: bool = False
-    effective_on: dt.date | None = None
-    in_force_by: dt.date | None = Field(
+    effective_on: IsoDate | None = None
+    in_force_by: IsoDate | None = Field(
         default=None, description="Where the sources give no start date: the date by which they attest the law."
     )
     date_note: str | None = None
@@ -426,7 +427,7 @@ class DestinationIn(_In):
 
 class TreatyIn(_In):
     destination: str
-    in_force_on: dt.date | None = None
+    in_force_on: IsoDate | None = None
     date_precision: Precision = "unknown"
     date_note: str | None = None
     sources: list[CitationIn] = []
@@ -434,7 +435,7 @@ class TreatyIn(_In):
 
 class ForcedReturnIn(_In):
     destination: str
-    occurred_on: dt.date
+    occurred_on: IsoDate
     date_precision: Precision = "day"
     kind: ReturnKind
     description: str

@@ -29,6 +29,7 @@ from service.logs import configure_logging
 from service.model.router import router as model_router
 from service.model.service import ScoringEngine
 from service.policy.router import router as policy_router
+from service.ratelimit import RateLimiter
 from service.rescoring.service import Rescorer
 from service.reviews.router import router as reviews_router
 from service.settings import Settings, get_settings
@@ -139,11 +140,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = session_factory
     app.state.scoring = scoring
     app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_failed_auth_per_address)
     app.state.write_lock = write_lock(engine)
 
     problems.install(app, problem_page=problem_page)
     middleware.install(app, body_limit=settings.max_body_bytes)
-    for router in (
+    routers = (
         assessments_router,
         reviews_router,
         policy_router,
@@ -156,9 +158,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
         ui_router,
         docs_router,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=UI_PACKAGE / "static"), name="ui-static")
+    # What `Allow` lists on 405 and OPTIONS: every method of every route at a path.
+    app.state.route_methods = problems.method_index([*app.routes, *(r for router in routers for r in router.routes)])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -194,6 +199,12 @@ def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
     schemas["ProblemDetails"] = problem_schema
     for path in document.get("paths", {}).values():
         for operation in path.values():
+            if operation.get("security"):
+                # Every call with a key counts against its rate limit (see service/ratelimit.py), and
+                # needs the database to check the key.
+                responses = operation.setdefault("responses", {})
+                for status, entry in problems.openapi_responses(429, 503).items():
+                    responses.setdefault(str(status), entry)
             response = operation.get("responses", {}).get("422")
             if response is not None:
                 response["description"] = "Invalid input; `errors` lists every invalid field."

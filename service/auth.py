@@ -18,6 +18,7 @@ from service.keys import service as keys
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.problems import Forbidden, Unauthorized
+from service.ratelimit import RateLimiter
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -32,29 +33,43 @@ async def authenticate(
     session: Annotated[Session, Depends(get_session)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """The caller's principal, from the bearer key; 401 when there is none or it is not valid."""
-    return await principal_for(request, session, credentials.credentials if credentials else None)
+    """The caller's principal, from the bearer key; 401 when there is none or it is not valid.
+
+    `credentials` documents the scheme in the OpenAPI document; the key is read by `bearer_key`, the
+    one reader of the header that every route uses.
+    """
+    del credentials
+    return await principal_for(request, session, bearer_key(request))
 
 
 async def principal_for(request: Request, session: Session, presented: str | None) -> Principal:
     """The principal of a presented key (cached per worker); 401 when there is none or it is not valid."""
     if presented is None:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = request.client.host if request.client else None
+    limiter.check_address(address)
     cache: keys.VerifiedKeyCache = request.app.state.key_cache
     principal = cache.get(presented)
     if principal is None:
         principal = await run_db_work(request, keys.verify, session, presented)
         if principal is None:
+            limiter.record_failure(address)
             raise Unauthorized("The API key is not valid (unknown, malformed or revoked).")
         cache.put(presented, principal)
     # For the access log: the tenant, never the key.
     request.state.tenant = principal.tenant_name
+    # Added to the response by the request-context middleware.
+    request.state.rate_limit_headers = limiter.hit_key(principal.key_id)
     return principal
 
 
 def bearer_key(request: Request) -> str | None:
-    """The key of an `Authorization: Bearer <key>` header, as `HTTPBearer(auto_error=False)` reads it."""
+    """The key of an `Authorization: Bearer <key>` header, read exactly as `HTTPBearer` reads it for every
+    other route: the scheme in any case, then the key with the spaces around it removed (RFC 9110 allows
+    one or more spaces after the scheme)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
     return key if scheme.lower() == "bearer" and key else None
 
 

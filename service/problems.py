@@ -8,6 +8,7 @@ Route code raises a `Problem` (or lets a typed engine error propagate); the hand
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
@@ -17,12 +18,16 @@ import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import get_route_path
 
 from risk_rules.errors import ModelArtifactError, ReferenceDataError, RuleSetError, TravelriskError
 
 PROBLEM_JSON = "application/problem+json"
+DATABASE_RETRY_AFTER_SECONDS = 5
 TYPE_PREFIX = "urn:travelrisk:problem:"
 
 log = logging.getLogger("travelrisk.errors")
@@ -128,6 +133,19 @@ class ContentTooLarge(Problem):
         super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
 
 
+class MalformedJson(Problem):
+    """A body that is not JSON we accept: `reason` says what is wrong and where."""
+
+    def __init__(self, reason: str, *, kind: str = "malformed-json", title: str = "Malformed JSON") -> None:
+        super().__init__(
+            400,
+            f"The body is not valid JSON: {reason}.",
+            kind=kind,
+            title=title,
+            errors=[{"field": "", "message": reason, "location": "body"}],
+        )
+
+
 class InvalidInput(Problem):
     def __init__(self, detail: str, errors: Sequence[Mapping[str, str]]) -> None:
         super().__init__(422, detail, kind="invalid-input", title="Invalid input", errors=errors)
@@ -147,6 +165,17 @@ class CsrfRejected(Forbidden):
         super().__init__(
             "The form was refused: it did not carry this session's security token. Reload the page and send"
             " the form again."
+        )
+
+
+class TooManyRequests(Problem):
+    def __init__(self, detail: str, *, retry_after: int, headers: Mapping[str, str]) -> None:
+        super().__init__(
+            429,
+            detail,
+            kind="rate-limited",
+            title="Too many requests",
+            headers={**headers, "Retry-After": str(retry_after)},
         )
 
 
@@ -306,26 +335,40 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     if status == 404 and exc.detail == HTTPStatus(404).phrase:
         detail = f"There is no resource at {request.url.path}."
     elif status == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}."
+        # Starlette answers from the first route that matched the path, which knows only its own method:
+        # the path's methods are those of every route that matches it.
+        allow = ", ".join(allowed_methods(request))
+        if request.method == "OPTIONS":
+            # OPTIONS asks what the path supports: that is an answer, not an error.
+            return Response(status_code=204, headers={"Allow": allow})
+        detail = f"{request.method} is not allowed on {request.url.path}; it allows {allow}."
+        return _answer(request, status, detail, headers={**(exc.headers or {}), "Allow": allow})
     return _answer(request, status, detail, headers=exc.headers)
+
+
+def method_index(routes: Iterable[Any]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Each route's path pattern and methods (routes without a path, such as mounts, are skipped)."""
+    return [
+        (route.path_regex, frozenset(route.methods))
+        for route in routes
+        if getattr(route, "path_regex", None) is not None and getattr(route, "methods", None)
+    ]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (from `app.state.route_methods`, built by
+    `method_index`), OPTIONS included."""
+    path = get_route_path(request.scope)
+    methods = {"OPTIONS"}
+    for pattern, route_methods in getattr(request.app.state, "route_methods", ()):
+        if pattern.match(path):
+            methods.update(route_methods)
+    return sorted(methods)
 
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     raw = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in raw):
-        error = next(e for e in raw if e.get("type") == "json_invalid")
-        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
-        position = error["loc"][1] if len(error.get("loc", ())) > 1 else None
-        where = f" at character {position}" if position is not None else ""
-        return problem_response(
-            400,
-            f"The body is not valid JSON: {reason}{where}.",
-            scope=request.scope,
-            kind="malformed-json",
-            title="Malformed JSON",
-            errors=[{"field": "", "message": f"{reason}{where}", "location": "body"}],
-        )
     if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in raw):
         return problem_response(
             415, "Send the body as JSON with `Content-Type: application/json`.", scope=request.scope
@@ -345,6 +388,19 @@ async def _engine_unavailable_handler(request: Request, exc: Exception) -> Respo
         scope=request.scope,
         headers={"Retry-After": "5"},
         kind="scoring-unavailable",
+        title="Service unavailable",
+    )
+
+
+async def _database_unavailable_handler(request: Request, exc: Exception) -> Response:
+    # Only the error's type: its message can quote the statement's parameters, i.e. request data.
+    log.error("database unavailable", extra={"error_type": type(exc).__name__})
+    return problem_response(
+        503,
+        "The database is not available; try again later.",
+        scope=request.scope,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        kind="database-unavailable",
         title="Service unavailable",
     )
 
@@ -372,6 +428,10 @@ def install(app: FastAPI, problem_page: ProblemPage | None = None) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     for engine_error in (ModelArtifactError, RuleSetError, ReferenceDataError):
         app.add_exception_handler(engine_error, _engine_unavailable_handler)
+    # The database cannot be reached or used (stopped, unreachable, its file gone, locked past the busy
+    # timeout, no pooled connection free in time): the request may succeed later, so 503, not 500.
+    for database_error in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(database_error, _database_unavailable_handler)
     app.add_exception_handler(TravelriskError, _unexpected_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
@@ -387,6 +447,7 @@ def openapi_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "The body is larger than the limit.",
         415: "The body is not JSON.",
         422: "Invalid input; `errors` lists every invalid field.",
+        429: "Over a rate limit: the key's requests, or the address's failed authentications; see `Retry-After`.",
         503: "The database or the model is not available.",
     }
     return {

@@ -6,12 +6,41 @@ table and this class agree.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
+_LIMIT = re.compile(r"\s*(\d+)\s*/\s*(?:(\d+)\s*)?(second|minute|hour|day)s?\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A quota of `amount` requests per `window` seconds."""
+
+    amount: int
+    window: int
+
+
+def parse_limits(spec: str) -> list[Limit]:
+    """Limits written `1200/minute`, `10/second;1200/minute` or `100/5 minutes`; an empty string is none.
+
+    A ValueError says what is wrong.
+    """
+    limits = []
+    for part in filter(str.strip, spec.split(";")):
+        found = _LIMIT.fullmatch(part)
+        if found is None or int(found.group(1)) < 1 or (found.group(2) is not None and int(found.group(2)) < 1):
+            raise ValueError(f"'{part.strip()}' is not a rate limit: write e.g. 1200/minute, or 50/second;1200/minute")
+        amount, count, unit = int(found.group(1)), int(found.group(2) or 1), found.group(3).lower()
+        limits.append(Limit(amount, count * UNITS[unit]))
+    return limits
 
 
 class Settings(BaseSettings):
@@ -74,6 +103,37 @@ class Settings(BaseSettings):
         description="How long a sign-in to the web workspace (`/ui/`) lasts before the officer signs in"
         " again with the API key; signing out or revoking the key ends it at once.",
     )
+    trip_earliest_date: dt.date = Field(
+        default=dt.date(1929, 1, 1),
+        description="Earliest day a trip's leg may start: the incident history the model rests on begins in"
+        " January 1929, so it has nothing to say about earlier trips. Earlier legs are refused with 422.",
+    )
+    trip_years_ahead: int = Field(
+        default=5,
+        ge=0,
+        le=50,
+        description="How many years after today a trip's leg may end. A trip further out than any plan is a"
+        " mistake, and would be re-scored on every reference-data change until it ends.",
+    )
+    trip_max_days: int = Field(
+        default=730,
+        ge=1,
+        le=36_600,
+        description="Longest trip, in days from the first arrival to the last departure (both counted);"
+        " a longer one is refused with 422.",
+    )
+    rate_limit_per_key: str = Field(
+        default="1200/minute",
+        description="Requests one API key may make, as `N/second`, `N/minute`, `N/hour` or `N/day` (or `N/M"
+        " minutes`; several joined with `;`, e.g. `50/second;1200/minute`); over it, 429 with `Retry-After`."
+        " Counted per worker process: with N workers a key may make up to N times this. Empty: no limit.",
+    )
+    rate_limit_failed_auth_per_address: str = Field(
+        default="30/minute",
+        description="Requests with a key that is not valid that one client address may make (same notation);"
+        " over it, every request from that address that presents a key gets 429 until the window has room"
+        " again. Counted per worker process. Empty: no limit.",
+    )
     apply_migrations: bool = Field(
         default=True,
         description="Whether `travelrisk serve` applies database migrations before it starts.",
@@ -128,6 +188,13 @@ class Settings(BaseSettings):
         description="How often each worker's delivery thread looks for webhook deliveries that are due (a new"
         " event in the same worker wakes it at once).",
     )
+
+    @field_validator("rate_limit_per_key", "rate_limit_failed_auth_per_address")
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        # Fail at start-up, not on the first request.
+        parse_limits(value)
+        return value
 
 
 @lru_cache(maxsize=1)

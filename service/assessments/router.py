@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from risk_rules.forms import AssessmentRequest, AssessmentResponse, Band, Status
+from risk_rules.values import IsoDate, UtcDateTime
 from service.assessments import service
 from service.assessments.examples import (
     MINIMAL_REQUEST_EXAMPLE,
@@ -27,14 +28,16 @@ from service.assessments.examples import (
 from service.assessments.models import Assessment
 from service.assessments.schemas import AssessmentPage, AssessmentSummary
 from service.auth import bearer_key, check_role, principal_for, require
+from service.bodies import JsonRoute, parse_json
 from service.db import get_session, run_db_work
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.model.service import ScoringEngine, get_scoring_engine
 from service.policy import service as policies
-from service.problems import Conflict, InvalidInput, NotFound, openapi_responses
+from service.problems import Conflict, InvalidInput, NotFound, invalid_input, openapi_responses
+from service.settings import Settings
 
-router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
+router = APIRouter(prefix="/v1/assessments", tags=["assessments"], route_class=JsonRoute)
 log = logging.getLogger("travelrisk.assessments")
 
 DbSession = Annotated[Session, Depends(get_session)]
@@ -124,12 +127,22 @@ async def create_assessment(http_request: Request) -> Response:
         check_role(principal, _CREATORS)
         idempotency_key = read_idempotency_key(http_request)
         request = parse_request_body(http_request, await http_request.body())
+        bounds = _trip_bounds(state.settings)
+        errors = service.trip_bound_errors(request, bounds)
+        if errors:
+            raise invalid_input(errors)
         return await run_db_work(
             http_request, _create, request, principal, session, state.scoring, state.write_lock, idempotency_key
         )
     finally:
         # Closing rolls back anything left uncommitted: a failure part-way leaves nothing behind.
         session.close()
+
+
+def _trip_bounds(settings: Settings) -> service.TripBounds:
+    return service.TripBounds.from_settings(
+        settings.trip_earliest_date, settings.trip_years_ahead, settings.trip_max_days, dt.datetime.now(dt.UTC).date()
+    )
 
 
 def read_idempotency_key(request: Request) -> str | None:
@@ -159,16 +172,14 @@ def parse_request_body(request: Request, body: bytes) -> AssessmentRequest:
         )
     if not body.strip():
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    # The one JSON reader of every route (duplicate keys, NaN, depth are refused), then the form.
+    document = parse_json(body)
     try:
-        return AssessmentRequest.model_validate_json(body)
+        return AssessmentRequest.model_validate(document)
     except ValidationError as exc:
-        errors = []
-        for error in exc.errors(include_url=False):
-            loc = ("body", *error["loc"])
-            if error["type"] == "json_invalid":
-                loc = ("body", 0)
-            errors.append({**error, "loc": loc})
-        raise RequestValidationError(errors) from None
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
 
 
 def _create(
@@ -282,18 +293,18 @@ def list_assessments(
     ] = None,
     band: Annotated[Band | None, Query(description="Only this band.")] = None,
     status: Annotated[Status | None, Query(description="Only this status.")] = None,
-    trip_from: Annotated[dt.date | None, Query(description="Only trips that end on or after this date.")] = None,
-    trip_to: Annotated[dt.date | None, Query(description="Only trips that start on or before this date.")] = None,
+    trip_from: Annotated[IsoDate | None, Query(description="Only trips that end on or after this date.")] = None,
+    trip_to: Annotated[IsoDate | None, Query(description="Only trips that start on or before this date.")] = None,
     created_from: Annotated[
-        dt.datetime | None,
+        UtcDateTime | None,
         Query(description="Only assessments created at or after this time (ISO 8601; UTC if no offset)."),
     ] = None,
     created_to: Annotated[
-        dt.datetime | None,
+        UtcDateTime | None,
         Query(description="Only assessments created at or before this time (ISO 8601; UTC if no offset)."),
     ] = None,
     changed_since: Annotated[
-        dt.datetime | None,
+        UtcDateTime | None,
         Query(
             description="Only assessments created or re-scored after this time (ISO 8601; UTC if no offset):"
             " poll with the time of your previous poll to see what moved."
@@ -309,9 +320,9 @@ def list_assessments(
         status=status.value if status else None,
         trip_from=trip_from,
         trip_to=trip_to,
-        created_from=_utc(created_from),
-        created_to=_utc(created_to),
-        changed_since=_utc(changed_since),
+        created_from=created_from,
+        created_to=created_to,
+        changed_since=changed_since,
     )
     try:
         rows, next_cursor = service.list_page(session, principal.tenant_id, filters, limit, cursor)
@@ -324,9 +335,3 @@ def list_assessments(
         items=[AssessmentSummary.model_validate(row, from_attributes=True) for row in rows],
         next_cursor=next_cursor,
     )
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

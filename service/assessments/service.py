@@ -18,6 +18,7 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, load_only
 
 from risk_rules.forms import AssessmentRequest
+from risk_rules.values import to_utc
 from service.assessments.models import Assessment
 from service.db import utcnow
 from service.webhooks import service as webhooks
@@ -115,6 +116,61 @@ def top_factor(body: dict[str, Any]) -> dict[str, str | None]:
     return {"top_factor_id": factors[0]["id"], "top_factor_title": factors[0]["title"][:300]}
 
 
+@dataclass(frozen=True, slots=True)
+class TripBounds:
+    """The dates a trip may have in this deployment (from settings), and its longest length in days."""
+
+    earliest: dt.date
+    latest: dt.date
+    max_days: int
+
+    @classmethod
+    def from_settings(cls, earliest: dt.date, years_ahead: int, max_days: int, today: dt.date) -> TripBounds:
+        """Bounds whose latest day is `years_ahead` years after `today` (29 February falls back a day)."""
+        year = min(today.year + years_ahead, dt.MAXYEAR)
+        try:
+            latest = today.replace(year=year)
+        except ValueError:
+            latest = today.replace(year=year, day=28)
+        return cls(earliest=earliest, latest=latest, max_days=max_days)
+
+
+def trip_bound_errors(request: AssessmentRequest, bounds: TripBounds) -> list[dict[str, Any]]:
+    """Errors (in Pydantic's shape, located in the body) for legs outside the bounds and a trip too long.
+
+    These depend on the deployment's settings and on today, so they are checked here rather than in the
+    request form, which the CLI and training share (training reads incidents back to 1929).
+    """
+    errors: list[dict[str, Any]] = []
+    for index, leg in enumerate(request.trip.legs):
+        if leg.arrive < bounds.earliest:
+            errors.append(
+                {
+                    "loc": ("body", "trip", "legs", index, "arrive"),
+                    "msg": f"arrive ({leg.arrive}) is before {bounds.earliest}, the earliest date this service"
+                    " scores: the incident history its model rests on starts then",
+                }
+            )
+        if leg.depart > bounds.latest:
+            errors.append(
+                {
+                    "loc": ("body", "trip", "legs", index, "depart"),
+                    "msg": f"depart ({leg.depart}) is after {bounds.latest}, the latest date this service"
+                    " scores: plan trips at most that far ahead",
+                }
+            )
+    days = (request.trip.end - request.trip.start).days + 1
+    if days > bounds.max_days:
+        errors.append(
+            {
+                "loc": ("body", "trip", "legs"),
+                "msg": f"the trip lasts {days} days ({request.trip.start} to {request.trip.end}), longer than"
+                f" the {bounds.max_days} days this service scores: split it into separate trips",
+            }
+        )
+    return errors
+
+
 _INSERT = sql_insert(Assessment.__table__)
 
 
@@ -175,6 +231,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
         position = dt.datetime.fromisoformat(created)
         if position.tzinfo is None or not isinstance(assessment_id, str):
             raise ValueError
+        # Compared with UTC columns: an instant outside the years 1-9999 in UTC is no position at all.
+        position = to_utc(position)
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise InvalidCursor("not a cursor issued by this service") from exc
     return position, assessment_id

@@ -3,7 +3,6 @@ the words and examples of its API documentation."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import BaseModel
 
+from risk_rules.values import IsoDate
 from service.reference.records import RecordKind
 
 
@@ -28,7 +28,7 @@ class ListFilter:
     @classmethod
     def active(cls, description: str) -> ListFilter:
         """The `active_on` filter: records whose period includes the date."""
-        return cls("active_on", Annotated[dt.date | None, Query(description=description)], active_on=True)
+        return cls("active_on", Annotated[IsoDate | None, Query(description=description)], active_on=True)
 
 
 @dataclass(frozen=True)

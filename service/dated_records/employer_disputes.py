@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from risk_rules.forms import CountryCode
 from risk_rules.reference import DisputeKind, EmployerDisputeIn, Precision, normalise_organisation
+from risk_rules.values import IsoDate, SingleLine
 from service.dated_records.declaration import DatedRecordKind, ListFilter
 from service.dated_records.schemas import ended_not_before_started, page_of, patch_form
 from service.reference.models import EMPLOYER_DISPUTE, EmployerDisputeRecord
@@ -31,7 +32,10 @@ def _matchable(value: str) -> str:
 
 # Each name must leave something to compare once case, punctuation and legal suffixes are set aside.
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), AfterValidator(_matchable)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+    SingleLine,
+    AfterValidator(_matchable),
 ]
 Aliases = Annotated[list[Name], Field(max_length=50)]
 Sources = Annotated[list[CitationBody], Field(min_length=1, max_length=50)]
@@ -64,9 +68,9 @@ class EmployerDisputeCreate(BaseModel):
     aliases: Aliases = Field(default=[], description=_DESCRIPTIONS["aliases"])
     destination: CountryCode = Field(description=_DESCRIPTIONS["destination"])
     kind: DisputeKind = Field(description=_DESCRIPTIONS["kind"])
-    started_on: dt.date = Field(description=_DESCRIPTIONS["started_on"])
+    started_on: IsoDate = Field(description=_DESCRIPTIONS["started_on"])
     start_precision: Precision = Field(default="day", description=_DESCRIPTIONS["start_precision"])
-    ended_on: dt.date | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
+    ended_on: IsoDate | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
     end_precision: Precision | None = Field(default=None, description=_DESCRIPTIONS["end_precision"])
     date_note: Note | None = Field(default=None, description=_DESCRIPTIONS["date_note"])
     sources: Sources = Field(description=_DESCRIPTIONS["sources"])

@@ -5,14 +5,15 @@ No `from __future__ import annotations` here: the endpoints' annotations name th
 must be evaluated where they are defined.
 """
 
-import datetime as dt
 import inspect
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from risk_rules.values import IsoDate
 from service.auth import ANY_ROLE, require
+from service.bodies import JsonRoute
 from service.dated_records import service
 from service.dated_records.declaration import DatedRecordKind
 from service.db import get_session, run_db_work
@@ -29,7 +30,7 @@ Reader = Annotated[Principal, Depends(require(*ANY_ROLE))]
 
 def router_for(kind: DatedRecordKind) -> APIRouter:
     """The router of one kind of dated record (paths under `kind.collection`)."""
-    router = APIRouter(prefix=kind.collection, tags=[kind.tag])
+    router = APIRouter(prefix=kind.collection, tags=[kind.tag], route_class=JsonRoute)
     label = kind.label
     the = f"The {label}"
     RecordIdPath = Annotated[str, Path(alias=kind.id_param, description=f"The {label}'s id.")]
@@ -86,7 +87,7 @@ def router_for(kind: DatedRecordKind) -> APIRouter:
             _keyword(
                 "as_of",
                 Annotated[
-                    dt.date | None,
+                    IsoDate | None,
                     Query(
                         description="Show the data as it had been recorded by the end of this day (UTC): records added"
                         " later are absent, records changed later show their values then."
@@ -164,8 +165,8 @@ def router_for(kind: DatedRecordKind) -> APIRouter:
     )
 
     def record_history(record_id: RecordIdPath, principal: Reader, session: DbSession) -> History:
-        revisions = records.history(session, kind, record_id)
-        return History(id=record_id, items=[RevisionEntry.model_validate(r, from_attributes=True) for r in revisions])
+        items = records.history_items(session, kind, record_id, principal)
+        return History(id=record_id, items=[RevisionEntry.model_validate(item) for item in items])
 
     router.add_api_route(
         "/{" + kind.id_param + "}/history",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from risk_rules.forms import CountryCode
 from risk_rules.reference import Precision, Severity, SituationIn, SituationKind
+from risk_rules.values import IsoDate
 from service.dated_records.declaration import DatedRecordKind, ListFilter
 from service.dated_records.schemas import ended_not_before_started, page_of, patch_form
 from service.reference.models import SITUATION, SituationRecord
@@ -54,9 +55,9 @@ class SituationCreate(BaseModel):
     destination: CountryCode = Field(description=_DESCRIPTIONS["destination"])
     kind: SituationKind = Field(description=_DESCRIPTIONS["kind"])
     title: Title = Field(description="What happened, in a line; reasons on assessments quote it.")
-    started_on: dt.date = Field(description=_DESCRIPTIONS["started_on"])
+    started_on: IsoDate = Field(description=_DESCRIPTIONS["started_on"])
     start_precision: Precision = Field(default="day", description=_DESCRIPTIONS["start_precision"])
-    ended_on: dt.date | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
+    ended_on: IsoDate | None = Field(default=None, description=_DESCRIPTIONS["ended_on"])
     end_precision: Precision | None = Field(default=None, description=_DESCRIPTIONS["end_precision"])
     date_note: Note | None = Field(default=None, description=_DESCRIPTIONS["date_note"])
     severity: Severity

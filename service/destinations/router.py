@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Path, Request, Response
 from sqlalchemy.orm import Session
 
 from service.auth import ANY_ROLE, require
+from service.bodies import JsonRoute
 from service.db import get_session, run_db_work
 from service.destinations import service
 from service.destinations.schemas import (
@@ -26,7 +27,7 @@ from service.problems import NotFound
 from service.reference import records, store
 from service.reference.schemas import History, RevisionEntry, error_responses, example_response
 
-router = APIRouter(prefix="/v1/destinations", tags=["destinations"])
+router = APIRouter(prefix="/v1/destinations", tags=["destinations"], route_class=JsonRoute)
 
 DbSession = Annotated[Session, Depends(get_session)]
 Reader = Annotated[Principal, Depends(require(*ANY_ROLE))]
@@ -120,7 +121,9 @@ def third_country_history(code: CountryCode, principal: Reader, session: DbSessi
     revisions = store.history(session, store.THIRD_COUNTRY, code)
     if not revisions:
         raise NotFound(f"No third-country profile for '{code}'.")
-    return History(id=code, items=[RevisionEntry.model_validate(r, from_attributes=True) for r in revisions])
+    return History(
+        id=code, items=[RevisionEntry.model_validate(i) for i in records.revision_items(revisions, principal)]
+    )
 
 
 @router.get(

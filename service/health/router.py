@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from service.bodies import JsonRoute
 from service.db import current_revision, head_revision
 from service.model.service import ScoringEngine
 from service.problems import openapi_responses, problem_response
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JsonRoute)
 
 READY_EXAMPLE = {"status": "ready", "checks": {"database": "ok", "model": "ok"}}
 

@@ -9,15 +9,16 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from service.auth import require
+from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys import service
 from service.keys.models import Role
 from service.keys.schemas import CreatedKey, KeyCreate, KeyInfo, KeyList
 from service.keys.service import Principal
-from service.problems import InvalidInput, NotFound, openapi_responses
+from service.problems import Forbidden, InvalidInput, NotFound, openapi_responses
 from service.tenants.models import Tenant
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=JsonRoute)
 
 DbSession = Annotated[Session, Depends(get_session)]
 Admin = Annotated[Principal, Depends(require(Role.admin))]
@@ -31,7 +32,17 @@ Admin = Annotated[Principal, Depends(require(Role.admin))]
     responses=openapi_responses(401, 403, 422),
 )
 def create_key(body: KeyCreate, principal: Admin, session: DbSession, response: Response) -> CreatedKey:
-    """A new key with the given role, in the caller's tenant. The key is in this response only."""
+    """A new key with the given role, in the caller's tenant. The key is in this response only.
+
+    Role `analyst` cannot be created here: analysts write the reference data every tenant is scored
+    against, so they belong to whoever operates the deployment, who creates them on the server with
+    `travelrisk keys create --tenant NAME --role analyst`."""
+    if body.role == Role.analyst:
+        raise Forbidden(
+            "A tenant admin cannot create analyst keys: analysts change the reference data shared by every"
+            " tenant, so only the operator of the deployment creates them, on the server, with"
+            " `travelrisk keys create --tenant NAME --role analyst`. Ask your operator."
+        )
     tenant = session.get_one(Tenant, principal.tenant_id)
     try:
         issued = service.create_key_for(session, tenant, body.role, body.holder)

@@ -14,7 +14,10 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Role
+    role: Role = Field(
+        description="`requester`, `reviewer` or `admin`. `analyst` is refused (403): analyst keys change the"
+        " reference data of every tenant and are created by the deployment's operator with the CLI."
+    )
     holder: str | None = Field(
         default=None,
         description="The staff member the key is issued to: an opaque identifier of 1-64 printable characters"

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from service.auth import ANY_ROLE, require
+from service.bodies import JsonRoute
 from service.keys.service import Principal
 from service.model.schemas import FactorList, ModelCard
 from service.model.service import ScoringEngine, get_scoring_engine
 from service.problems import openapi_responses
 
-router = APIRouter(prefix="/v1", tags=["model"])
+router = APIRouter(prefix="/v1", tags=["model"], route_class=JsonRoute)
 
 Engine = Annotated[ScoringEngine, Depends(get_scoring_engine)]
 AnyRole = Annotated[Principal, Depends(require(*ANY_ROLE))]

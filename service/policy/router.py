@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from models.artifact import BandThresholds as ModelBands
 from service.auth import ANY_ROLE, require
+from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
@@ -18,7 +19,7 @@ from service.policy import service
 from service.policy.schemas import BandThresholds, PolicyHistory, PolicyIn, PolicyOut, Thresholds
 from service.problems import Conflict, openapi_responses
 
-router = APIRouter(prefix="/v1/policy", tags=["policy"])
+router = APIRouter(prefix="/v1/policy", tags=["policy"], route_class=JsonRoute)
 
 DbSession = Annotated[Session, Depends(get_session)]
 Engine = Annotated[ScoringEngine, Depends(get_scoring_engine)]

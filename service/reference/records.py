@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -50,6 +51,42 @@ class RecordKind:
 def actor_of(principal: Principal) -> str:
     """Who made a change through the API: the key's id, tenant and role (never the key itself)."""
     return f"key:{principal.key_id} tenant:{principal.tenant_name} role:{principal.role.value}"
+
+
+def actor_shown_to(actor: str, principal: Principal) -> str:
+    """The actor of a revision as `principal` may see it.
+
+    A key of the reader's own tenant is shown as recorded; a key of another tenant as `analyst:<hash>`,
+    stable for one key (so a reader can tell that two changes came from the same analyst) but naming
+    neither the tenant nor the key. Changes made by the operator's commands (`cli:...`, migrations) name
+    no customer and are shown as recorded.
+    """
+    if not actor.startswith("key:"):
+        return actor
+    fields = dict(part.split(":", 1) for part in actor.split() if ":" in part)
+    if fields.get("tenant") == principal.tenant_name:
+        return actor
+    return "analyst:" + hashlib.sha256(actor.encode()).hexdigest()[:12]
+
+
+def history_items(session: Session, kind: RecordKind, record_id: str, principal: Principal) -> list[dict[str, Any]]:
+    """Every revision of one record, oldest first, with actors as `principal` may see them; 404 when the
+    record does not exist."""
+    return revision_items(history(session, kind, record_id), principal)
+
+
+def revision_items(revisions: Iterable[ReferenceRevision], principal: Principal) -> list[dict[str, Any]]:
+    """Revisions as a history shows them to `principal`: another tenant's actor is opaque."""
+    return [
+        {
+            "revision": r.revision,
+            "action": r.action,
+            "actor": actor_shown_to(r.actor, principal),
+            "changed_at": r.changed_at,
+            "changes": r.changes,
+        }
+        for r in revisions
+    ]
 
 
 def end_of_day(day: dt.date) -> dt.datetime:

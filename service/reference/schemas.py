@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from risk_rules.sources import quote_problem, source_texts
+from risk_rules.values import MultiLine, SingleLine
 from service.problems import openapi_responses
 
 RecordId = Annotated[
@@ -24,8 +25,8 @@ RecordId = Annotated[
         " generates one when it is left out.",
     ),
 ]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), SingleLine]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), MultiLine]
 PartialDate = Annotated[
     str,
     Field(
@@ -54,14 +55,16 @@ class CitationBody(BaseModel):
         extra="forbid", json_schema_extra={"examples": [SourceCitationExample, PublicationCitationExample]}
     )
 
-    source: str | None = Field(
+    source: Annotated[str, SingleLine] | None = Field(
         default=None, max_length=100, description="Id of a bundled reference source (its file name without .txt)."
     )
-    quote: str | None = Field(
+    quote: Annotated[str, MultiLine] | None = Field(
         default=None, max_length=4000, description="The passage, word for word as it appears in `source`."
     )
     title: Title | None = Field(default=None, description="Title (and author or publisher) of a publication.")
-    url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$", description="Where to read it.")
+    url: Annotated[str, SingleLine] | None = Field(
+        default=None, max_length=2000, pattern=r"^https?://\S+$", description="Where to read it."
+    )
     date: PartialDate | None = None
 
     @field_validator("source")
@@ -127,7 +130,9 @@ class RevisionEntry(BaseModel):
     revision: int = Field(description="1 for the creation, then one more for each change.")
     action: str = Field(description="`created` or `updated`.", examples=["updated"])
     actor: str = Field(
-        description="Who made it: the API key's id, tenant and role, or the command that loaded the data.",
+        description="Who made it: the API key's id, tenant and role when it is a key of your own tenant;"
+        " `analyst:<hash>` for a key of another tenant (stable for one key, naming neither); or the command"
+        " that loaded the data (`cli:...`).",
         examples=["key:3f9a0c1d2e4b tenant:acme role:analyst"],
     )
     changed_at: dt.datetime

@@ -5,7 +5,6 @@ No route updates or deletes a review: PATCH, PUT and DELETE on these paths answe
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Annotated
 
@@ -16,8 +15,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.responses import Response
 
 from risk_rules.forms import Band
+from risk_rules.values import IsoDate
 from service.assessments.router import read_idempotency_key
 from service.auth import require
+from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
@@ -26,7 +27,7 @@ from service.reviews import service
 from service.reviews.schemas import QueueItem, QueuePage, ReviewHistory, ReviewIn, ReviewOut
 from service.reviews.states import OPEN, State
 
-router = APIRouter(tags=["reviews"])
+router = APIRouter(tags=["reviews"], route_class=JsonRoute)
 log = logging.getLogger("travelrisk.reviews")
 
 DbSession = Annotated[Session, Depends(get_session)]
@@ -144,8 +145,8 @@ def review_queue(
     destination: Annotated[
         str | None, Query(pattern="^[A-Z]{2}$", description="Only trips with a leg in this country (ISO code).")
     ] = None,
-    depart_from: Annotated[dt.date | None, Query(description="Only trips departing on or after this date.")] = None,
-    depart_to: Annotated[dt.date | None, Query(description="Only trips departing on or before this date.")] = None,
+    depart_from: Annotated[IsoDate | None, Query(description="Only trips departing on or after this date.")] = None,
+    depart_to: Annotated[IsoDate | None, Query(description="Only trips departing on or before this date.")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
 ) -> QueuePage:

@@ -33,7 +33,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    """Settings for tests: nothing read from the developer's environment or .env file."""
+    """Settings for tests: nothing read from the developer's environment or .env file.
+
+    The suite makes more requests a minute, and more with bad keys, than the default limits allow a
+    client, and dates trips decades ahead; the limits and bounds themselves are tested on applications of
+    their own.
+    """
+    overrides.setdefault("rate_limit_per_key", "1000000/minute")
+    overrides.setdefault("rate_limit_failed_auth_per_address", "1000000/minute")
+    # Tests keep their reference data and trips apart from each other's by dating them decades ahead.
+    overrides.setdefault("trip_years_ahead", 50)
     return Settings(_env_file=None, database_url=database_url, **overrides)  # type: ignore[call-arg]
 
 

@@ -103,7 +103,31 @@ def test_unknown_route_is_404_problem(client: TestClient) -> None:
 def test_wrong_method_is_405_problem_with_allow(client: TestClient) -> None:
     response = client.put("/v1/assessments", json={})
     assert_problem(response, 405)
-    assert "POST" in response.headers["allow"]
+    assert response.headers["allow"] == "GET, OPTIONS, POST"
+
+
+def test_options_and_wrong_methods_list_every_method_of_every_path(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    for path, item in document["paths"].items():
+        methods = {m.upper() for m in item} | {"OPTIONS"}
+        target = path.replace("{", "x").replace("}", "")
+        options = client.options(target)
+        assert options.status_code == 204, (path, options.text)
+        assert set(options.headers["allow"].split(", ")) == methods, path
+        wrong = next(m for m in ("PUT", "DELETE", "PATCH", "POST") if m not in methods)
+        response = client.request(wrong, target)
+        assert_problem(response, 405)
+        assert set(response.headers["allow"].split(", ")) == methods, path
+
+
+@pytest.mark.parametrize("header", ["Bearer  {key}", "bearer {key}", "Bearer {key} ", "BEARER   {key}"])
+def test_the_authorization_header_is_read_alike_on_get_and_post(client: TestClient, tenant: Any, header: str) -> None:
+    auth = {"Authorization": header.format(key=tenant.keys["requester"])}
+    assert client.get("/v1/assessments", headers=auth).status_code == 200
+    assert client.post("/v1/assessments", json=REQUEST_EXAMPLE, headers=auth).status_code == 201
+    assert client.get("/v1/situations", headers=auth).status_code == 200
+    admin = {"Authorization": header.format(key=tenant.keys["admin"])}
+    assert client.post("/v1/keys", json={"role": "reviewer"}, headers=admin).status_code == 201
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,3 +189,28 @@ def test_cli_sets_and_requires_holders(database_url: str) -> None:
     listing = cli("keys", "list", "--tenant", "cli-holder", database_url=database_url).stdout
     line = next(line for line in listing.splitlines() if line.startswith(keys.parse_key_id(key) or "?"))
     assert "\treviewer\tstaff-7\t" in line
+
+
+def test_a_tenant_admin_cannot_create_an_analyst_key(client: TestClient, tenant: Any) -> None:
+    response = client.post("/v1/keys", json={"role": "analyst"}, headers=tenant.auth("admin"))
+    assert response.status_code == 403, response.text
+    detail = response.json()["detail"]
+    assert "operator" in detail and "travelrisk keys create --tenant NAME --role analyst" in detail
+    listed = client.get("/v1/keys", headers=tenant.auth("admin")).json()["items"]
+    # Only the keys the fixture made (one per role): nothing was created.
+    assert len(listed) == len(Role)
+    for role in ("requester", "reviewer", "admin"):
+        body = {"role": role, "holder": f"staff-{role}"}
+        created = client.post("/v1/keys", json=body, headers=tenant.auth("admin"))
+        assert created.status_code == 201, created.text
+
+
+def test_the_operator_creates_analyst_keys_with_the_cli(database_url: str, client: TestClient) -> None:
+    done = cli("keys", "create", "--tenant", "operator-cli", "--role", "analyst", database_url=database_url)
+    key = done.stdout.strip()
+    assert KEY_SHAPE.fullmatch(key)
+    auth = {"Authorization": f"Bearer {key}"}
+    # An analyst writes reference data (a body that fails validation proves the role got past the check).
+    response = client.post("/v1/situations", json={}, headers=auth)
+    assert response.status_code == 422, response.text
+    assert client.get("/v1/assessments", headers=auth).status_code == 403
