@@ -155,8 +155,12 @@ def activate(version: str, directory: Path) -> None:
 
 
 def list_versions(directory: Path | None = None) -> list[str]:
+    """Every model version in the model directory and the bundled one: artifacts, not their cards."""
     seen: dict[str, None] = {}
     for folder in _search_dirs(directory):
         for path in sorted(folder.glob("model-*.json")):
-            seen.setdefault(path.stem.removeprefix("model-"), None)
+            version = path.stem.removeprefix("model-")
+            # `model-<version>.card.json` sits beside each artifact; a version never contains a dot.
+            if "." not in version:
+                seen.setdefault(version, None)
     return list(seen)

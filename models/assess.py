@@ -213,40 +213,139 @@ class Assessor:
         This is the request path: plain dicts, no re-validation of values computed here. `assess`
         validates the same body against `AssessmentResult`, and the tests hold the two equal.
         """
-        legs = leg_facts(request, reference)
-        assessed = [f for f in legs if f.kind != UNASSESSED]
-        versions = {"model": self.model.version, "rules": self.rules.version, "reference_data": reference.version}
-        covered = reference.covered_destinations()
+        legs, assessed, values = self._legs(request, reference)
         if not assessed:
-            return {
-                "status": "out_of_scope",
-                "score": None,
-                "baseline": None,
-                "factors": [],
-                "legs": [_leg_body(f, None) for f in legs],
-                "mitigations": [],
-                "review": {"required": False, "state": "not_required"},
-                "versions": versions,
-                "covered_destinations": covered,
-                "possible_employer_matches": [],
-            }
+            return self._out_of_scope_body(legs, reference)
         # Per-leg arithmetic in plain Python: with one or two legs it beats numpy's call overhead.
-        values = [self.rules.values(f) for f in assessed]
         coef = self._coef_list
         intercept = self.model.intercept
         tc_coef = coef[self._tc]
-        leg_probability: dict[int, float] = {}
+        leg_probability: list[float] = []
         survival = 1.0
         baseline_survival = 1.0
         for f, row in zip(assessed, values, strict=True):
             third = tc_coef if f.kind == THIRD_COUNTRY else 0.0
             eta = intercept + third + sum(v * c for v, c in zip(row, coef, strict=False) if v)
             p = 1.0 / (1.0 + math.exp(-eta))
-            leg_probability[id(f)] = p
+            leg_probability.append(p)
             survival *= 1.0 - p
             baseline_survival *= 1.0 - 1.0 / (1.0 + math.exp(-(intercept + third)))
         probability = 1.0 - survival
         lower, upper = self._interval(values, [f.kind == THIRD_COUNTRY for f in assessed], probability)
+        return self._scored_body(
+            request, reference, legs, assessed, values, leg_probability, probability, lower, upper,
+            1.0 - baseline_survival,
+        )  # fmt: skip
+
+    def assess_bodies(
+        self, requests: Sequence[AssessmentRequest], reference: ReferenceSnapshot
+    ) -> list[dict[str, Any]]:
+        """Score a roster: one response body per request, the content `assess_body` gives for each.
+
+        Facts, rules and explanations run per trip; the model, the bootstrap intervals and the bands run
+        once over the roster's leg matrix, as in `assess_many`. Probabilities can differ from
+        `assess_body`'s in the last bits of floating point (summation order), never after rounding to
+        the precision a body reports in all but rare ties.
+        """
+        prepared = [self._legs(request, reference) for request in requests]
+        rows: list[list[float]] = []
+        starts: list[int] = []
+        for _, assessed, values in prepared:
+            if assessed:
+                starts.append(len(rows))
+                rows.extend(
+                    v + [1.0 if f.kind == THIRD_COUNTRY else 0.0] for f, v in zip(assessed, values, strict=True)
+                )
+        scores = self._matrix_scores(np.asarray(rows), np.asarray(starts)) if rows else None
+        bodies: list[dict[str, Any]] = []
+        k = 0
+        for request, (legs, assessed, values) in zip(requests, prepared, strict=True):
+            if not assessed:
+                bodies.append(self._out_of_scope_body(legs, reference))
+                continue
+            assert scores is not None
+            leg_p, p, lo, hi, base = scores
+            first = starts[k]
+            bodies.append(
+                self._scored_body(
+                    request,
+                    reference,
+                    legs,
+                    assessed,
+                    values,
+                    leg_p[first : first + len(assessed)].tolist(),
+                    float(p[k]),
+                    float(lo[k]),
+                    float(hi[k]),
+                    float(base[k]),
+                )  # fmt: skip
+            )
+            k += 1
+        return bodies
+
+    def _legs(
+        self, request: AssessmentRequest, reference: ReferenceSnapshot
+    ) -> tuple[list[LegFacts], list[LegFacts], list[list[float]]]:
+        """The trip's leg facts, its assessed legs, and their rule values (rule order)."""
+        legs = leg_facts(request, reference)
+        assessed = [f for f in legs if f.kind != UNASSESSED]
+        return legs, assessed, [self.rules.values(f) for f in assessed]
+
+    def _matrix_scores(
+        self, x: np.ndarray, idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Leg probabilities, and per trip the probability, its interval and the baseline, for a leg matrix
+        (model feature order) whose trips start at the rows `idx`."""
+        eta = self.model.intercept + x @ self._coef
+        leg_p = 1.0 / (1.0 + np.exp(-eta))
+        # Legs combine as 1 − Π(1 − p): sums of log-survival over each trip's contiguous rows.
+        p = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, eta), idx))
+        base_eta = self.model.intercept + x[:, self._tc] * self._coef[self._tc]
+        base = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, base_eta), idx))
+        boot_eta = x @ self._boot_coef_t
+        boot_eta += self._boot_int
+        boot_p = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, boot_eta), idx, axis=0))
+        b = boot_p.shape[1]
+        lo_pos, hi_pos = ((b - 1) * q / 100.0 for q in INTERVAL)
+        # Only the four order statistics around the two quantiles are needed: partition, not sort.
+        kth = sorted({int(lo_pos), min(int(lo_pos) + 1, b - 1), int(hi_pos), min(int(hi_pos) + 1, b - 1)})
+        boot_p.partition(kth, axis=1)
+        lo = np.minimum(_column_quantile(boot_p, lo_pos), p)
+        hi = np.maximum(_column_quantile(boot_p, hi_pos), p)
+        return leg_p, p, lo, hi, base
+
+    def _out_of_scope_body(self, legs: Sequence[LegFacts], reference: ReferenceSnapshot) -> dict[str, Any]:
+        return {
+            "status": "out_of_scope",
+            "score": None,
+            "baseline": None,
+            "factors": [],
+            "legs": [_leg_body(f, None) for f in legs],
+            "mitigations": [],
+            "review": {"required": False, "state": "not_required"},
+            "versions": self._versions(reference),
+            "covered_destinations": reference.covered_destinations(),
+            "possible_employer_matches": [],
+        }
+
+    def _versions(self, reference: ReferenceSnapshot) -> dict[str, str]:
+        return {"model": self.model.version, "rules": self.rules.version, "reference_data": reference.version}
+
+    def _scored_body(
+        self,
+        request: AssessmentRequest,
+        reference: ReferenceSnapshot,
+        legs: Sequence[LegFacts],
+        assessed: Sequence[LegFacts],
+        values: Sequence[Sequence[float]],
+        leg_probabilities: Sequence[float],
+        probability: float,
+        lower: float,
+        upper: float,
+        baseline: float,
+    ) -> dict[str, Any]:
+        """The response body of a scored trip, from its scores: explanation, mitigations, review."""
+        leg_probability = {id(f): p for f, p in zip(assessed, leg_probabilities, strict=True)}
         band = self.model.bands.band(probability)
         review = band in REVIEW_BANDS
         table = self.factor_table(assessed, values)
@@ -263,13 +362,13 @@ class Assessor:
                 "band": band,
                 "log_odds": round(_logit(probability), 4),
             },
-            "baseline": {"probability": round(1.0 - baseline_survival, 8)},
+            "baseline": {"probability": round(baseline, 8)},
             "factors": [_factor_body(row, assessed) for row in table],
             "legs": [_leg_body(f, leg_probability.get(id(f))) for f in legs],
             "mitigations": list(mitigations),
             "review": {"required": review, "state": "pending" if review else "not_required"},
-            "versions": versions,
-            "covered_destinations": covered,
+            "versions": self._versions(reference),
+            "covered_destinations": reference.covered_destinations(),
             "possible_employer_matches": possible_employer_matches(request, assessed, reference),
         }
 
@@ -310,27 +409,13 @@ class Assessor:
         if not rows:
             return BatchResult(probability, lower, upper, baseline, bands, top_factors)
         x = np.asarray(rows)
-        idx = np.asarray(starts)
         trips = np.asarray(scored_trips)
-        # Legs combine as 1 − Π(1 − p): sums of log-survival over each trip's contiguous rows.
-        log_survival = -np.logaddexp(0.0, self.model.intercept + x @ self._coef)  # log(1 − sigmoid)
-        p = -np.expm1(np.add.reduceat(log_survival, idx))
-        base_eta = self.model.intercept + x[:, self._tc] * self._coef[self._tc]
-        base = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, base_eta), idx))
-        boot_eta = x @ self._boot_coef_t
-        boot_eta += self._boot_int
-        boot_p = -np.expm1(np.add.reduceat(-np.logaddexp(0.0, boot_eta), idx, axis=0))
-        b = boot_p.shape[1]
-        lo_pos, hi_pos = ((b - 1) * q / 100.0 for q in INTERVAL)
-        # Only the four order statistics around the two quantiles are needed: partition, not sort.
-        kth = sorted({int(lo_pos), min(int(lo_pos) + 1, b - 1), int(hi_pos), min(int(hi_pos) + 1, b - 1)})
-        boot_p.partition(kth, axis=1)
-        lo = _column_quantile(boot_p, lo_pos)
-        hi = _column_quantile(boot_p, hi_pos)
+        _, p, lo, hi, base = self._matrix_scores(x, np.asarray(starts))
         probability[trips] = p
         baseline[trips] = base
-        lower[trips] = np.minimum(lo, p)
-        upper[trips] = np.maximum(hi, p)
+        lower[trips] = lo
+        upper[trips] = hi
+        idx = np.asarray(starts)
         thresholds = self.model.bands
         cut = np.array([thresholds.elevated, thresholds.high, thresholds.severe])
         band_names = ("low", "elevated", "high", "severe")

@@ -1,6 +1,6 @@
 """The FastAPI application: `create_app` wires settings, database, engine, errors, middleware and routes.
 
-`travelrisk serve` runs it with uvicorn as a factory (`service.app:create_app`), once per worker process.
+`travelrisk serve` runs it with uvicorn as a factory (`service.commands.serve:worker_app`), once per worker process.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
 from service.assessments.router import router as assessments_router
+from service.assessments.router import trip_bounds
 from service.dated_records.kinds import EMPLOYER_DISPUTES, SITUATIONS
 from service.dated_records.router import router_for
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
@@ -32,6 +34,9 @@ from service.policy.router import router as policy_router
 from service.ratelimit import RateLimiter
 from service.rescoring.service import Rescorer
 from service.reviews.router import router as reviews_router
+from service.rosters.router import router as rosters_router
+from service.rosters.schemas import RosterResult
+from service.rosters.service import RosterWorker
 from service.settings import Settings, get_settings
 from service.ui.docs import router as docs_router
 from service.ui.pages import PACKAGE as UI_PACKAGE
@@ -52,6 +57,11 @@ Every `/v1` call needs `Authorization: Bearer <key>` (create one with
 
 TAGS = [
     {"name": "assessments", "description": "Score a trip; read stored assessments (your tenant's only)."},
+    {
+        "name": "rosters",
+        "description": "Many trips at once (JSON or CSV), scored in the background; each trip becomes an ordinary"
+        " assessment.",
+    },
     {
         "name": "reviews",
         "description": "Review decisions on assessments whose band the tenant's policy sends to review (roles"
@@ -115,9 +125,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deliverer = Deliverer(session_factory, app.state.write_lock, settings)
         deliverer.start()
         app.state.deliverer = deliverer
+        # Rosters are worked through beside the requests; unfinished ones of an earlier process resume.
+        roster_worker = RosterWorker(
+            session_factory,
+            scoring,
+            app.state.write_lock,
+            chunk_size=settings.roster_chunk_size,
+            trip_bounds=lambda: trip_bounds(settings),
+        )
+        roster_worker.start()
+        app.state.roster_worker = roster_worker
         try:
             yield
         finally:
+            app.state.roster_worker.stop()
             deliverer.stop()
             rescorer.stop()
             if checkpointer is not None:
@@ -131,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         # Served by `service.ui.docs` from the package's own assets instead of a CDN.
         docs_url=None,
         redoc_url=None,
@@ -144,9 +166,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.write_lock = write_lock(engine)
 
     problems.install(app, problem_page=problem_page)
-    middleware.install(app, body_limit=settings.max_body_bytes)
+    middleware.install(
+        app, body_limit=settings.max_body_bytes, path_limits={"/v1/rosters": settings.roster_max_body_bytes}
+    )
     routers = (
         assessments_router,
+        rosters_router,
         reviews_router,
         policy_router,
         router_for(SITUATIONS),
@@ -183,17 +208,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def operation_id(route: APIRoute) -> str:
+    """An operation's id in the OpenAPI document: the route's name (its handler's name unless the route
+    sets `name=`), e.g. `create_assessment`.
+
+    FastAPI's default appends the path and method (`create_assessment_v1_assessments_post`), which
+    generated clients turn into their function names; ids must stay stable, since renaming one renames
+    the integrators' functions.
+    """
+    return route.name
+
+
 def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
     """Document every error as problem details: add the schema and replace FastAPI's default 422.
 
-    Also publishes the assessment request's schema, which POST /v1/assessments documents by reference
-    because it reads its body itself.
+    Also publishes the schemas that operations reading or writing their bodies themselves refer to: the
+    assessment request (POST /v1/assessments, POST /v1/rosters) and a roster's result line.
     """
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    request_schema = AssessmentRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, schema in request_schema.pop("$defs", {}).items():
-        schemas.setdefault(name, schema)
-    schemas.setdefault("AssessmentRequest", request_schema)
+    for model in (AssessmentRequest, RosterResult):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, schema in model_schema.pop("$defs", {}).items():
+            schemas.setdefault(name, schema)
+        schemas.setdefault(model.__name__, model_schema)
     problem_schema = problems.ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["ProblemDetails"] = problem_schema
@@ -213,4 +250,21 @@ def problem_openapi(document: dict[str, Any]) -> dict[str, Any]:
                 }
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _const_as_enum(schemas)
     return document
+
+
+def _const_as_enum(node: Any) -> None:
+    """Rewrite `{"const": x}` as the equivalent one-value `{"enum": [x]}`, in place.
+
+    Client generators handle `enum` everywhere, but some not a `const` inside `anyOf`: openapi-python-client
+    0.29 makes the entry document's `"destination_travel_permit" | country code` refuse every country code.
+    """
+    if isinstance(node, dict):
+        if "const" in node and "enum" not in node:
+            node["enum"] = [node.pop("const")]
+        for value in node.values():
+            _const_as_enum(value)
+    elif isinstance(node, list):
+        for value in node:
+            _const_as_enum(value)

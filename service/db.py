@@ -82,6 +82,7 @@ def metadata() -> MetaData:
     import service.reference.models  # noqa: F401
     import service.rescoring.models  # noqa: F401
     import service.reviews.models  # noqa: F401
+    import service.rosters.models  # noqa: F401
     import service.tenants.models  # noqa: F401
     import service.ui.models  # noqa: F401
     import service.webhooks.models  # noqa: F401

@@ -102,20 +102,23 @@ class BodyLimitMiddleware:
     """Answers 413 for a body over `limit` bytes, before the application parses any of it.
 
     A declared `Content-Length` over the limit is refused without reading; a streamed (chunked) body is
-    counted as it arrives and refused as soon as it passes the limit.
+    counted as it arrives and refused as soon as it passes the limit. `path_limits` gives some paths
+    (roster uploads) a limit of their own.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.limit)
         declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
-            await self._refuse(scope, send)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, send, limit)
             return
 
         received = 0
@@ -126,10 +129,10 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     # Raised inside the app's body read: FastAPI re-raises HTTP exceptions unchanged, and
                     # the problem handler (or the except below) answers 413.
-                    raise ContentTooLarge(self.limit)
+                    raise ContentTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -143,12 +146,12 @@ class BodyLimitMiddleware:
         except ContentTooLarge:
             if response_started:
                 raise
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, limit)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         response = problem_response(
             413,
-            f"The request body exceeds the limit of {self.limit} bytes.",
+            f"The request body exceeds the limit of {limit} bytes.",
             scope=scope,
             headers={"Connection": "close"},
         )
@@ -270,9 +273,9 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def install(app: Any, body_limit: int) -> None:
+def install(app: Any, body_limit: int, path_limits: dict[str, int] | None = None) -> None:
     """Add the middleware to `app`; the request context is outermost so that every answer is logged."""
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(ControlCharacterMiddleware)
-    app.add_middleware(BodyLimitMiddleware, limit=body_limit)
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit, path_limits=path_limits)
     app.add_middleware(RequestContextMiddleware)

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import get_route_path
 
 from risk_rules.errors import ModelArtifactError, ReferenceDataError, RuleSetError, TravelriskError
+from service.field_errors import field_errors
 
 PROBLEM_JSON = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
@@ -133,6 +134,11 @@ class ContentTooLarge(Problem):
         super().__init__(413, f"The request body exceeds the limit of {limit} bytes.")
 
 
+class UnsupportedMediaType(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(415, detail)
+
+
 class MalformedJson(Problem):
     """A body that is not JSON we accept: `reason` says what is wrong and where."""
 
@@ -234,39 +240,6 @@ def problem_response(
 
 # ---------------------------------------------------------------------------------------------
 # Validation errors → field paths
-
-_LOCATIONS = {"body", "query", "path", "header", "cookie"}
-_MESSAGE_PREFIXES = ("Value error, ", "Assertion failed, ")
-
-
-def _is_union_tag(part: Any) -> bool:
-    # Pydantic names the member of a union that failed ("literal['x']", "function-after[...]"); it is
-    # not a field of the document, so it is left out of the path.
-    return isinstance(part, str) and any(ch in part for ch in "[]()'")
-
-
-def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Pydantic/FastAPI errors as `{field, message, location}` with dotted paths.
-
-    Errors from the members of one union are merged into one entry per field, their messages joined.
-    """
-    merged: dict[tuple[str, str], list[str]] = {}
-    for error in errors:
-        loc = list(error.get("loc", ()))
-        location = "body"
-        if loc and loc[0] in _LOCATIONS:
-            location = str(loc.pop(0))
-        field = ".".join(str(part) for part in loc if not _is_union_tag(part))
-        message = str(error.get("msg", "invalid"))
-        for prefix in _MESSAGE_PREFIXES:
-            message = message.removeprefix(prefix)
-        messages = merged.setdefault((location, field), [])
-        if message not in messages:
-            messages.append(message)
-    return [
-        {"field": field, "message": " or ".join(messages), "location": location}
-        for (location, field), messages in merged.items()
-    ]
 
 
 def invalid_detail(errors: Sequence[Mapping[str, str]]) -> str:

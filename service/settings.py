@@ -55,12 +55,44 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the database. The default is a SQLite file in the working directory;"
         " for PostgreSQL use `postgresql+psycopg://user:password@host:5432/dbname`.",
     )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address `travelrisk serve` listens on (`0.0.0.0` for every interface); `--host` overrides it.",
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65_535,
+        description="TCP port of `travelrisk serve` (and of the image's health check); `--port` overrides it.",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `travelrisk serve`; `--workers` overrides it. Workers exit when the"
+        " process that started them dies.",
+    )
     max_body_bytes: int = Field(
         default=65_536,
         ge=1_024,
         le=16 * 1024 * 1024,
         description="Largest accepted request body in bytes; a larger one (declared or streamed) is"
         " answered with 413 before it is parsed.",
+    )
+    roster_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1_024,
+        le=1024 * 1024 * 1024,
+        description="Largest accepted roster upload (`POST /v1/rosters`) in bytes; every other request has"
+        " `max_body_bytes`. A roster of 50,000 trips in JSON is typically 10-40 MB.",
+    )
+    roster_chunk_size: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Trips of a roster scored and committed together, with the roster's progress: a roster"
+        " interrupted by a restart resumes after its last committed chunk.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Level of the JSON-lines log written to standard error."

@@ -125,21 +125,22 @@ async def create_assessment(http_request: Request) -> Response:
     try:
         principal = await principal_for(http_request, session, bearer_key(http_request))
         check_role(principal, _CREATORS)
-        idempotency_key = read_idempotency_key(http_request)
+        key = read_idempotency_key(http_request)
         request = parse_request_body(http_request, await http_request.body())
-        bounds = _trip_bounds(state.settings)
+        bounds = trip_bounds(state.settings)
         errors = service.trip_bound_errors(request, bounds)
         if errors:
             raise invalid_input(errors)
         return await run_db_work(
-            http_request, _create, request, principal, session, state.scoring, state.write_lock, idempotency_key
+            http_request, _create, request, principal, session, state.scoring, state.write_lock, key
         )
     finally:
         # Closing rolls back anything left uncommitted: a failure part-way leaves nothing behind.
         session.close()
 
 
-def _trip_bounds(settings: Settings) -> service.TripBounds:
+def trip_bounds(settings: Settings) -> service.TripBounds:
+    """The bounds on trips this deployment scores, as of today."""
     return service.TripBounds.from_settings(
         settings.trip_earliest_date, settings.trip_years_ahead, settings.trip_max_days, dt.datetime.now(dt.UTC).date()
     )

@@ -183,6 +183,17 @@ def insert(session: Session, values: dict[str, Any]) -> None:
     webhooks.emit(session, values["tenant_id"], "assessment.created", webhooks.assessment_data(values))
 
 
+def insert_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Add many assessments (values of `new_assessment`) to the session's transaction in one statement;
+    the rows are those `insert` writes, one per trip, each with its `assessment.created` event."""
+    if rows:
+        session.connection().execute(_INSERT, rows)
+        webhooks.emit_all(
+            session,
+            [webhooks.PendingEvent(r["tenant_id"], "assessment.created", webhooks.assessment_data(r)) for r in rows],
+        )
+
+
 def get(session: Session, tenant_id: str, assessment_id: str) -> Assessment | None:
     """The tenant's assessment with this id; another tenant's is not found."""
     return session.scalar(select(Assessment).where(Assessment.id == assessment_id, Assessment.tenant_id == tenant_id))
@@ -320,7 +331,8 @@ def revision_body(session: Session, row: Assessment, revision: int | None = None
     ]
     wanted = row.current_revision if revision is None else revision
     if wanted == 1:
-        body = {**row.response, "revision": 1}
+        # The original scoring has no re-scoring time or reason; they are there as null, as documented.
+        body = {**row.response, "revision": 1, "revised_at": None, "revision_reason": None}
     else:
         found = next((r for r in later if r.revision == wanted), None)
         if found is None:

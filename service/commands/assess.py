@@ -5,29 +5,34 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
-from risk_rules.errors import TravelriskError
-from risk_rules.forms import AssessmentRequest
 from service.commands.common import fail
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line per invalid field: `path: message`."""
-    lines = []
-    for error in exc.errors():
-        path = ".".join(str(p) for p in error["loc"])
-        lines.append(f"{prefix}{path or '(body)'}: {error['msg']}")
-    return "\n".join(lines)
+    """One line per invalid field, `path: message`, worded as the API's problem details word them."""
+    from service.field_errors import field_errors
+
+    return "\n".join(f"{prefix}{e['field'] or '(body)'}: {e['message']}" for e in field_errors(exc.errors()))
 
 
 def assess(
     file: Annotated[str, typer.Argument(help="A JSON file with one request or a list of requests; '-' reads stdin.")],
 ) -> None:
     """Score a planned trip and print the response JSON."""
+    from pydantic import ValidationError
+
+    from models.assess import Assessor
+    from risk_rules.errors import TravelriskError
+    from risk_rules.forms import AssessmentRequest
+    from risk_rules.reference import load_bundled_reference
+
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     except OSError as exc:
@@ -44,9 +49,6 @@ def assess(
         except ValidationError as exc:
             prefix = f"[{position}] " if isinstance(document, list) else ""
             raise fail("invalid request:\n" + format_validation_error(exc, prefix)) from None
-    from models.assess import Assessor
-    from risk_rules.reference import load_bundled_reference
-
     try:
         assessor = Assessor.load()
         reference = load_bundled_reference()

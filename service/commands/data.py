@@ -16,25 +16,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
-from risk_rules.reference import bundled_reference_path
 from service.commands.common import command_session, fail
-from service.reference.checks import check_reference_set
-from service.reference.models import DESTINATION, EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
-from service.reference.records import covered_destinations
-from service.reference.store import export_reference_set, load_reference_set, reference_version
-from service.rescoring.service import enqueue_rescoring
 
 app = typer.Typer(help="Reference data: load, export and import the whole set as one file.", no_args_is_help=True)
 
-# The sections of the file, in the order records are written and counted.
-SECTIONS = (
-    ("destinations", DESTINATION),
-    ("third_countries", THIRD_COUNTRY),
-    ("situations", SITUATION),
-    ("employer_disputes", EMPLOYER_DISPUTE),
-)
+
+def _sections() -> tuple[tuple[str, str], ...]:
+    """The sections of the file and their record types, in the order records are written and counted."""
+    from service.reference.models import DESTINATION, EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
+
+    return (
+        ("destinations", DESTINATION),
+        ("third_countries", THIRD_COUNTRY),
+        ("situations", SITUATION),
+        ("employer_disputes", EMPLOYER_DISPUTE),
+    )
 
 
 def _actor(command: str, origin: str) -> str:
@@ -47,6 +44,8 @@ def _actor(command: str, origin: str) -> str:
 
 def _read(file: str) -> Any:
     """The document in `file` ('-': standard input): JSON for *.json, YAML (which includes JSON) otherwise."""
+    import yaml
+
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     except OSError as exc:
@@ -61,6 +60,12 @@ def _read(file: str) -> Any:
 
 def _apply(document: Any, origin: str, command: str) -> None:
     """Check the whole set, then write it in one transaction, or report every problem and write nothing."""
+    from service.reference.checks import check_reference_set
+    from service.reference.models import EMPLOYER_DISPUTE, SITUATION
+    from service.reference.records import covered_destinations
+    from service.reference.store import load_reference_set, reference_version
+    from service.rescoring.service import enqueue_rescoring
+
     with command_session() as session:
         parsed, problems = check_reference_set(document, covered_destinations(session))
         if parsed is None:
@@ -76,7 +81,7 @@ def _apply(document: Any, origin: str, command: str) -> None:
         counts = Counter((c.record_type, c.action or "unchanged") for c in changes)
         session.flush()
         version = reference_version(session)
-    for section, record_type in SECTIONS:
+    for section, record_type in _sections():
         created, updated, unchanged = (counts[(record_type, a)] for a in ("created", "updated", "unchanged"))
         typer.echo(f"{section}: {created} created, {updated} updated, {unchanged} unchanged")
     typer.echo(f"reference data version: {version}")
@@ -90,6 +95,8 @@ def load(
 ) -> None:
     """Load the bundled reference set, or FILE, into the database, and print how many records were
     created, updated and unchanged. Checked as `data import` checks; each change is a revision."""
+    from risk_rules.reference import bundled_reference_path
+
     path = file or str(bundled_reference_path())
     _apply(_read(path), file or "bundled reference set", "load")
 
@@ -122,6 +129,10 @@ def export(
     file: Annotated[str, typer.Argument(help="Where to write: *.yaml, *.yml or *.json; '-' writes YAML to stdout.")],
 ) -> None:
     """Write the whole reference set as one file (in the bundled file's schema), for review or import."""
+    import yaml
+
+    from service.reference.store import export_reference_set, reference_version
+
     suffix = Path(file).suffix.lower() if file != "-" else ".yaml"
     if suffix not in (".yaml", ".yml", ".json"):
         raise fail(f"cannot tell the format of {file}: name it *.yaml, *.yml or *.json (or '-' for YAML on stdout)")
@@ -140,5 +151,5 @@ def export(
         Path(file).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise fail(f"cannot write {file}: {exc.strerror}") from None
-    counts = ", ".join(f"{len(document[section])} {section}" for section, _ in SECTIONS)
+    counts = ", ".join(f"{len(document[section])} {section}" for section, _ in _sections())
     typer.echo(f"exported {counts} ({version}) to {file}", err=True)

@@ -6,9 +6,6 @@ from typing import Annotated
 
 import typer
 
-from service.db import create_db_engine, current_revision, head_revision, upgrade_database
-from service.settings import get_settings
-
 app = typer.Typer(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
 
 
@@ -17,6 +14,9 @@ def upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Apply Alembic migrations to TRAVELRISK_DATABASE_URL (default: ./travelrisk.db)."""
+    from service.db import create_db_engine, current_revision, upgrade_database
+    from service.settings import get_settings
+
     settings = get_settings()
     upgrade_database(settings.database_url, revision)
     engine = create_db_engine(settings)
@@ -29,6 +29,9 @@ def upgrade(
 @app.command()
 def current() -> None:
     """Print the database's revision and the newest one available."""
+    from service.db import create_db_engine, current_revision, head_revision
+    from service.settings import get_settings
+
     engine = create_db_engine(get_settings())
     try:
         typer.echo(f"database: {current_revision(engine) or 'not migrated'}; newest: {head_revision()}")

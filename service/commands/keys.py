@@ -7,9 +7,7 @@ from typing import Annotated
 import typer
 
 from service.commands.common import command_session
-from service.keys import service
-from service.keys.models import Role
-from service.tenants import service as tenants
+from service.keys.roles import Role
 
 app = typer.Typer(help="API keys: create, list and revoke.", no_args_is_help=True)
 
@@ -24,6 +22,9 @@ def create(
     ] = None,
 ) -> None:
     """Create a key and print it on stdout (and nothing else). Only its hash is stored."""
+    from service.keys import service
+    from service.tenants import service as tenants
+
     if not tenants.valid_tenant_name(tenant):
         raise typer.BadParameter(
             "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit", param_hint="--tenant"
@@ -42,6 +43,9 @@ def list_keys(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
 ) -> None:
     """List keys (id, tenant, role, created, revoked); never the keys themselves."""
+    from service.keys import service
+    from service.tenants import service as tenants
+
     with command_session() as session:
         tenant_id = None
         if tenant is not None:
@@ -63,6 +67,8 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`), or the key itself.")],
 ) -> None:
     """Revoke a key: it fails authentication from now on and stays listed."""
+    from service.keys import service
+
     wanted = service.parse_key_id(key_id) or key_id
     with command_session() as session:
         record = service.get_key(session, wanted)

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from risk_rules.errors import TravelriskError
-
 app = typer.Typer(help="Fit, list and activate model versions.", no_args_is_help=True)
 
 
@@ -32,6 +30,7 @@ def train(
     """Fit a model version; write its JSON artifact and model card (Markdown and JSON)."""
     from models.artifact import model_dir
     from models.training import DEFAULT_BASE_RATE, DEFAULT_BASE_RATE_PROVENANCE, train_model, write_model
+    from risk_rules.errors import TravelriskError
 
     if base_rate is not None and not base_rate_source:
         typer.echo("error: --base-rate needs --base-rate-source saying where the figure comes from", err=True)
@@ -62,6 +61,7 @@ def train(
 def list_models() -> None:
     """List model versions, marking the active one."""
     from models.artifact import active_version, list_versions
+    from risk_rules.errors import TravelriskError
 
     try:
         active = active_version()
@@ -75,6 +75,7 @@ def list_models() -> None:
 def activate_model(version: str) -> None:
     """Make an existing model version the active one."""
     from models.artifact import activate, model_dir
+    from risk_rules.errors import TravelriskError
 
     try:
         activate(version, model_dir())

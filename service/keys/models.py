@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import Base, UTCDateTime, utcnow
+from service.keys.roles import Role  # noqa: F401 - where the rest of the service imports it from
 from service.tenants.models import Tenant
-
-
-class Role(StrEnum):
-    """What a key may do (see the contract's roles)."""
-
-    requester = "requester"
-    reviewer = "reviewer"
-    analyst = "analyst"
-    admin = "admin"
 
 
 class ApiKey(Base):

@@ -18,6 +18,7 @@ from risk_rules.reference import DestinationIn, ReferenceSetIn, ThirdCountryIn
 from risk_rules.sources import quote_problem
 from service.dated_records.kinds import EMPLOYER_DISPUTES as DISPUTES
 from service.dated_records.kinds import SITUATIONS
+from service.field_errors import clean_message
 from service.reference.records import RecordKind
 
 # Each section of the file, and the field that identifies its records.
@@ -86,7 +87,7 @@ def _label(document: dict[str, Any], section: str, position: int) -> str:
 
 
 def _message(message: str) -> str:
-    return message.removeprefix("Value error, ")
+    return clean_message(message)
 
 
 def _problem(document: dict[str, Any], loc: Sequence[Any], message: str) -> SetProblem:

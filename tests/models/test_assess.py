@@ -164,6 +164,36 @@ def test_batch_matches_single_assessments() -> None:
         assert batch.top_factors[i] == expected_top
 
 
+def test_roster_bodies_match_single_assessments() -> None:
+    from models.corpus import Population, generate_controls
+
+    roster = [
+        canadian_think_tank_trip("2018-12-05", "2018-12-19"),
+        request(legs=[{"country": "NZ", "arrive": "2024-01-01", "depart": "2024-01-05"}]),
+        request({"citizenships": ["CN"]}, LEGS[1]),
+        request(),
+        *generate_controls(Population.load(), REFERENCE, trips=300, seed=11),
+    ]
+    bodies = ASSESSOR.assess_bodies(roster, REFERENCE)
+    assert len(bodies) == len(roster)
+    for item, body in zip(roster, bodies, strict=True):
+        single = ASSESSOR.assess_body(item, REFERENCE)
+        if single["score"] is None:
+            assert body == single
+            continue
+        assert body["score"]["probability"] == pytest.approx(single["score"]["probability"], rel=1e-9, abs=1e-12)
+        assert body["score"]["interval"] == pytest.approx(single["score"]["interval"], rel=1e-9, abs=1e-12)
+        rest = ("status", "factors", "mitigations", "review", "versions", "possible_employer_matches")
+        assert {k: body[k] for k in rest} == {k: single[k] for k in rest}
+        for leg, single_leg in zip(body["legs"], single["legs"], strict=True):
+            assert {**leg, "probability": None} == {**single_leg, "probability": None}
+            if single_leg["probability"] is None:
+                assert leg["probability"] is None
+            else:
+                assert leg["probability"] == pytest.approx(single_leg["probability"], rel=1e-9, abs=1e-12)
+    assert ASSESSOR.assess_bodies([], REFERENCE) == []
+
+
 def test_model_card_and_factors() -> None:
     card = ASSESSOR.model_card()
     assert card["version"] == ASSESSOR.model.version

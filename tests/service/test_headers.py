@@ -3,8 +3,6 @@ HTML pages."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from typing import Any
 
@@ -46,12 +44,12 @@ def test_documentation_pages_have_a_policy_that_admits_only_their_own_script(cli
         assert response.headers["content-type"].startswith("text/html")
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"].count("DENY") == 1
         policy = _directives(response.headers["content-security-policy"])
-        assert policy["default-src"] == "default-src 'none'"
+        assert policy["default-src"] == "default-src 'self'"
         assert policy["frame-ancestors"] == "frame-ancestors 'none'"
-        assert "'unsafe-inline'" not in policy["script-src"] and "'unsafe-eval'" not in policy["script-src"]
-        for script in re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL):
-            digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-            assert f"'sha256-{digest}'" in policy["script-src"]
+        assert policy["script-src"] == "script-src 'self'"
+        # Every script the page loads is served by the package itself: nothing inline, no CDN.
+        assert not re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL)
         for source in re.findall(r'<script src="([^"]+)"', response.text):
-            assert any(host in policy["script-src"] for host in re.findall(r"https://[^/]+", source))
+            assert source.startswith("/") and client.get(source).status_code == 200

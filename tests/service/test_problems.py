@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.assessments.examples import REQUEST_EXAMPLE
-from service.problems import field_errors
+from service.field_errors import field_errors
 
 PROBLEM = "application/problem+json"
 
@@ -127,7 +127,7 @@ def test_the_authorization_header_is_read_alike_on_get_and_post(client: TestClie
     assert client.post("/v1/assessments", json=REQUEST_EXAMPLE, headers=auth).status_code == 201
     assert client.get("/v1/situations", headers=auth).status_code == 200
     admin = {"Authorization": header.format(key=tenant.keys["admin"])}
-    assert client.post("/v1/keys", json={"role": "reviewer"}, headers=admin).status_code == 201
+    assert client.post("/v1/keys", json={"role": "reviewer", "holder": "staff-1"}, headers=admin).status_code == 201
 
 
 # ---------------------------------------------------------------------------------------------

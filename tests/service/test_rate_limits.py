@@ -34,7 +34,8 @@ def new_key(settings: Settings, tenant: str, role: Role) -> str:
     engine = create_db_engine(settings)
     try:
         with session_scope(create_session_factory(engine)) as session:
-            return keys.create_key(session, tenant, role).secret
+            holder = "staff-1" if role == Role.reviewer else None
+            return keys.create_key(session, tenant, role, holder=holder).secret
     finally:
         engine.dispose()
 

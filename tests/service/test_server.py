@@ -30,6 +30,10 @@ def server_factory(tmp_path: Path, database_url: str) -> Iterator[Any]:
         server.stop()
 
 
+# What GET adds to the stored scoring: which revision it is, and the list of revisions.
+_REVISION_FIELDS = ("revision", "revisions", "revised_at", "revision_reason")
+
+
 def new_key(database_url: str, role: str = "requester", tenant: str | None = None) -> tuple[str, str]:
     tenant = tenant or f"srv-{uuid.uuid4().hex[:10]}"
     key = cli("keys", "create", "--tenant", tenant, "--role", role, database_url=database_url).stdout.strip()
@@ -59,7 +63,7 @@ def test_acknowledged_assessments_survive_kill_9(server_factory: Any, database_u
         for assessment_id, body in acknowledged.items():
             response = http.get(f"/v1/assessments/{assessment_id}")
             assert response.status_code == 200, response.text
-            assert {k: v for k, v in response.json().items() if k not in ("revision", "revisions")} == body
+            assert {k: v for k, v in response.json().items() if k not in _REVISION_FIELDS} == body
 
 
 def test_concurrent_same_key_requests_on_two_workers_create_one(server_factory: Any, database_url: str) -> None:

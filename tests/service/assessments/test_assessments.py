@@ -85,9 +85,14 @@ def test_create_scores_stores_and_reads_back(client: TestClient, tenant: Any, se
         again = client.get(response.headers["location"], headers=tenant.auth(role))
         assert again.status_code == 200
         read = again.json()
-        # The stored scoring, marked as revision 1 and listed as the only one so far.
-        assert {k: v for k, v in read.items() if k not in ("revision", "revisions")} == body
+        # The stored scoring, marked as revision 1 and listed as the only one so far; the fields of a
+        # re-scoring are there, as null, as the README documents them.
+        unchanged = {
+            k: v for k, v in read.items() if k not in ("revision", "revisions", "revised_at", "revision_reason")
+        }
+        assert unchanged == body
         assert read["revision"] == 1
+        assert read["revised_at"] is None and read["revision_reason"] is None
         assert [(r["revision"], r["reason"]) for r in read["revisions"]] == [(1, "scored")]
 
     with sessions() as session:

@@ -202,6 +202,19 @@ def test_as_of_shows_the_data_as_recorded_then(client: TestClient, tenant: Any, 
     assert old["items"] == []
 
 
+def test_as_of_today_shows_the_bundled_set_on_a_new_database(client: TestClient, tenant: Any) -> None:
+    # The README's example: the bundled set is recorded by the migration that created the database (during
+    # this run), so today shows it and any earlier day shows nothing yet.
+    today = dt.datetime.now(dt.UTC).date()
+    headers = tenant.auth("requester")
+    params = {"home_country": "CA", "destination": "CN", "kind": "extradition_case"}
+    now = client.get(PATH, params={**params, "as_of": today.isoformat()}, headers=headers)
+    assert now.status_code == 200
+    assert "ca-cn-meng-extradition" in {s["id"] for s in now.json()["items"]}
+    before = client.get(PATH, params={**params, "as_of": (today - dt.timedelta(days=1)).isoformat()}, headers=headers)
+    assert before.status_code == 200 and before.json()["items"] == []
+
+
 # ---------------------------------------------------------------------------------------------
 # Lists: filters and pages
 

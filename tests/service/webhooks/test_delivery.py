@@ -483,3 +483,17 @@ def test_a_review_decision_is_sent_with_its_state(client: TestClient, tenant: An
         "state": "approved",
         "revision": 1,
     }
+
+
+def test_every_trip_of_a_roster_is_pushed_like_any_assessment(
+    client: TestClient, tenant: Any, make_receiver: Any
+) -> None:
+    receiver = make_receiver()
+    register(client, tenant, receiver.url)
+    roster = [trip(f"R-{n}") for n in range(3)]
+    response = client.post("/v1/rosters", json=roster, headers=tenant.auth("requester"))
+    assert response.status_code == 202, response.text
+    got = wait_until(lambda: len(receiver.received) >= 3 and receiver.received, message="three deliveries")
+    references = sorted(item.json["data"]["traveler_reference"] for item in got)
+    assert references == ["R-0", "R-1", "R-2"]
+    assert {item.json["type"] for item in got} == {"assessment.created"}

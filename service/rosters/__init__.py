@@ -1,0 +1,1 @@
+"""Roster checks: many trips at once, scored in the background."""
