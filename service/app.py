@@ -42,6 +42,8 @@ from service.ui.docs import router as docs_router
 from service.ui.pages import PACKAGE as UI_PACKAGE
 from service.ui.pages import problem_page
 from service.ui.router import router as ui_router
+from service.webhooks.delivery import Deliverer
+from service.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """\
 Scores the risk that a traveller is detained or barred from leaving a destination (China, Hong Kong,
@@ -88,6 +90,10 @@ TAGS = [
         " treaties and forced returns of (any role).",
     },
     {"name": "keys", "description": "API keys of your tenant (role `admin`)."},
+    {
+        "name": "webhooks",
+        "description": "Endpoints of your tenant that receive signed events (role `admin`), and their delivery logs.",
+    },
     {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
 ]
 
@@ -115,6 +121,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rescorer = Rescorer(session_factory, scoring, app.state.write_lock)
         rescorer.start()
         app.state.rescorer = rescorer
+        # Webhook deliveries likewise, including those an earlier process left claimed or due.
+        deliverer = Deliverer(session_factory, app.state.write_lock, settings)
+        deliverer.start()
+        app.state.deliverer = deliverer
         # Rosters are worked through beside the requests; unfinished ones of an earlier process resume.
         roster_worker = RosterWorker(
             session_factory,
@@ -129,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.roster_worker.stop()
+            deliverer.stop()
             rescorer.stop()
             if checkpointer is not None:
                 checkpointer.stop()
@@ -168,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         destinations_router,
         model_router,
         keys_router,
+        webhooks_router,
         health_router,
         ui_router,
         docs_router,

@@ -85,6 +85,7 @@ def metadata() -> MetaData:
     import service.rosters.models  # noqa: F401
     import service.tenants.models  # noqa: F401
     import service.ui.models  # noqa: F401
+    import service.webhooks.models  # noqa: F401
 
     return Base.metadata
 

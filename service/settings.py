@@ -170,6 +170,56 @@ class Settings(BaseSettings):
         default=True,
         description="Whether `travelrisk serve` applies database migrations before it starts.",
     )
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs with `http://` and hosts that are or resolve to private, loopback,"
+        " link-local, multicast or reserved addresses (for tests and local development only).",
+    )
+    webhooks_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How long one webhook delivery may take (connect, send and read the answer) before it"
+        " counts as a failed attempt.",
+    )
+    webhooks_max_attempts: int = Field(
+        default=13,
+        ge=1,
+        le=30,
+        description="Attempts per event and endpoint before the delivery is given up (with the default backoff"
+        " the last one is about a day after the first).",
+    )
+    webhooks_backoff_base_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="Wait before the first retry of a failed delivery; each later wait doubles, with ±20%"
+        " random jitter.",
+    )
+    webhooks_disable_after_failed_events: int = Field(
+        default=5,
+        ge=1,
+        description="An endpoint is disabled (with a reason) when this many consecutive events have used up"
+        " all their attempts.",
+    )
+    webhooks_disable_after_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="An endpoint that has failed every attempt for longer than this is disabled (with a reason).",
+    )
+    webhooks_secret_grace_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 30,
+        description="After a signing secret is rotated, how long deliveries are also signed with the old one.",
+    )
+    webhooks_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often each worker's delivery thread looks for webhook deliveries that are due (a new"
+        " event in the same worker wakes it at once).",
+    )
 
     @field_validator("rate_limit_per_key", "rate_limit_failed_auth_per_address")
     @classmethod

@@ -1,7 +1,7 @@
 """Rosters: uploads of many trips scored in the background, and the outcome of each trip.
 
 Revision ID: 0006_rosters
-Revises: 0004b_ui_sessions
+Revises: 0005_webhooks
 Create Date: 2026-11-30
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_rosters"
-down_revision: str | None = "0004b_ui_sessions"
+down_revision: str | None = "0005_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,6 +21,7 @@ from risk_rules.forms import AssessmentRequest
 from risk_rules.values import to_utc
 from service.assessments.models import Assessment
 from service.db import utcnow
+from service.webhooks import service as webhooks
 
 
 def new_id() -> str:
@@ -174,17 +175,23 @@ _INSERT = sql_insert(Assessment.__table__)
 
 
 def insert(session: Session, values: dict[str, Any]) -> None:
-    """Add one assessment to the session's transaction (a single INSERT; the caller commits)."""
+    """Add one assessment to the session's transaction (a single INSERT; the caller commits), with its
+    `assessment.created` webhook event in the same transaction."""
     # A Core insert on the session's connection (same transaction): the row is written once and never
     # loaded back, so the ORM's unit of work would only add cost.
     session.connection().execute(_INSERT, values)
+    webhooks.emit(session, values["tenant_id"], "assessment.created", webhooks.assessment_data(values))
 
 
 def insert_many(session: Session, rows: list[dict[str, Any]]) -> None:
     """Add many assessments (values of `new_assessment`) to the session's transaction in one statement;
-    the rows are those `insert` writes, one per trip."""
+    the rows are those `insert` writes, one per trip, each with its `assessment.created` event."""
     if rows:
         session.connection().execute(_INSERT, rows)
+        webhooks.emit_all(
+            session,
+            [webhooks.PendingEvent(r["tenant_id"], "assessment.created", webhooks.assessment_data(r)) for r in rows],
+        )
 
 
 def get(session: Session, tenant_id: str, assessment_id: str) -> Assessment | None:

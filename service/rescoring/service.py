@@ -30,6 +30,7 @@ from service.reference.models import EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
 from service.reference.store import Change
 from service.rescoring.models import AssessmentRevision, RescoringJob
 from service.reviews import service as reviews
+from service.webhooks import service as webhooks
 
 log = logging.getLogger("travelrisk.rescoring")
 
@@ -213,13 +214,16 @@ class Rescorer:
                 reference = self._scoring.reference(session)
                 # Each tenant's policy in force now (a change applies to re-scores), read once per batch.
                 tenant_policies: dict[str, Policy] = {}
+                events: list[webhooks.PendingEvent] = []
                 for row in rows:
                     examined += 1
                     if row.tenant_id not in tenant_policies:
                         tenant_policies[row.tenant_id] = policies.current(session, row.tenant_id)
                     policy = tenant_policies[row.tenant_id]
-                    if self._rescore(session, job, documents, assessor, reference, row, policy):
+                    if self._rescore(session, job, documents, assessor, reference, row, policy, events):
                         rescored += 1
+                # Each revision's webhook event is committed with it (one endpoint look-up per tenant).
+                webhooks.emit_all(session, events)
                 after = rows[-1].id
                 job.claimed_at = utcnow()  # renew the lease while working
                 job.examined, job.rescored = examined, rescored
@@ -245,6 +249,7 @@ class Rescorer:
         reference: Any,
         row: Assessment,
         policy: Policy,
+        events: list[webhooks.PendingEvent],
     ) -> bool:
         already = session.scalar(
             select(AssessmentRevision.id).where(
@@ -296,6 +301,17 @@ class Rescorer:
             setattr(row, column, value)
         # In the same transaction: a raised band re-opens the review, with this re-score's reason.
         reviews.on_rescore(session, row, old_band, policy, job.reason, now)
+        data = {
+            "assessment_id": row.id,
+            "traveler_reference": row.traveler_reference,
+            "band": row.band,
+            "probability": row.probability,
+            "revision": revision,
+            "old_band": old_band,
+            "new_band": row.band,
+            "reason": job.reason,
+        }
+        events.append(webhooks.PendingEvent(row.tenant_id, "assessment.rescored", data))
         return True
 
     @staticmethod

@@ -26,6 +26,7 @@ from service.problems import Conflict, NotFound, ReviewForbidden, ReviewNotOpen,
 from service.reviews.models import AssessmentReview, ReviewEvent
 from service.reviews.schemas import ReviewIn
 from service.reviews.states import DECIDED, OPEN, Decision, PriorDecision, State, after_rescore, next_state, refusal
+from service.webhooks import service as webhooks
 
 REOPENED = "reopened"
 
@@ -182,6 +183,19 @@ def decide(
     row.review_state = after.value
     row.review_state_at = now
     session.flush()
+    # The webhook event is committed with the decision, or not at all.
+    webhooks.emit(
+        session,
+        principal.tenant_id,
+        "review.decided",
+        {
+            "assessment_id": row.id,
+            "review_id": review.id,
+            "decision": review.decision,
+            "state": after.value,
+            "revision": review.revision,
+        },
+    )
     return Decided(review)
 
 

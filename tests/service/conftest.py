@@ -69,9 +69,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+# The shared application delivers webhooks to receivers the tests run on 127.0.0.1, and retries quickly.
+WEBHOOK_TEST_SETTINGS: dict[str, object] = {
+    "webhooks_allow_private": True,
+    "webhooks_backoff_base_seconds": 0.05,
+    "webhooks_poll_seconds": 0.1,
+    "webhooks_timeout_seconds": 5.0,
+    "webhooks_max_attempts": 4,
+    "webhooks_disable_after_failed_events": 2,
+}
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+    return make_settings(database_url, **WEBHOOK_TEST_SETTINGS)
 
 
 @pytest.fixture(scope="session")
@@ -146,19 +157,21 @@ def cli(*args: str, database_url: str, check: bool = True) -> subprocess.Complet
     )
 
 
-def server_env(database_url: str) -> dict[str, str]:
+def server_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != TEST_DATABASE_ENV}
     env["TRAVELRISK_DATABASE_URL"] = database_url
+    env.update(extra or {})
     return env
 
 
 class Server:
     """`travelrisk serve` in its own process group, on a free port, logging to a file."""
 
-    def __init__(self, database_url: str, log_path: Path, workers: int = 1) -> None:
+    def __init__(self, database_url: str, log_path: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.database_url = database_url
         self.log_path = log_path
         self.workers = workers
+        self.env = env
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -167,7 +180,7 @@ class Server:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing after this returns
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port), "--workers", str(self.workers)],
-            env=server_env(self.database_url),
+            env=server_env(self.database_url, self.env),
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,

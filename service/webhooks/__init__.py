@@ -1,0 +1,1 @@
+"""Webhooks: signed events pushed to tenant endpoints from a transactional outbox."""
