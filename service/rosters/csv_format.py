@@ -97,7 +97,11 @@ def template() -> str:
 
 def read_rows(text: str) -> tuple[list[str], list[list[str]]]:
     """The header and the data rows of a CSV document; `CsvHeaderError` when the header is unusable."""
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        # A stray quote or line break the reader cannot place: say so, rather than fail the request.
+        raise CsvHeaderError(f"the file is not CSV the service can read ({exc})") from None
     while rows and not any(cell.strip() for cell in rows[-1]):
         rows.pop()  # trailing blank lines
     if not rows:

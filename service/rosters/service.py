@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from risk_rules.forms import AssessmentRequest
 from service.assessments import service as assessments
+from service.bodies import parse_json
 from service.db import utcnow
 from service.problems import Problem, field_errors
 from service.rescoring.service import write_transaction
@@ -83,10 +84,8 @@ def parse_upload(body: bytes, media_type: str) -> Upload:
             raise UploadRejected(str(exc), field="header") from None
         total, kind = len(rows), "csv"
     else:
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise UploadRejected(f"the body is not valid JSON: {exc}") from None
+        # The shared reader: duplicate keys, NaN and malformed JSON are a 400 as on every other route.
+        document = parse_json(body)
         if not isinstance(document, list):
             raise UploadRejected("send a JSON array of trips, each a POST /v1/assessments body")
         total, kind = len(document), "json"

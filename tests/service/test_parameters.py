@@ -149,7 +149,9 @@ def test_cursors_decoding_to_extreme_times_are_never_a_5xx(
         for value in CURSOR_DATETIMES:
             for cursor in (_cursor([value, "x"]), _cursor([value]), _cursor(value), _cursor([value, 1])):
                 response = call(client, tenant, method, path, {"cursor": cursor})
-                assert response.status_code in (200, 422), (path, value, response.text)
+                # A path naming an object (a webhook's deliveries) may answer 404 for the made-up id first.
+                allowed = (200, 404, 422) if "{" in path else (200, 422)
+                assert response.status_code in allowed, (path, value, response.text)
                 if response.status_code == 422:
                     assert_refused(response, "cursor")
 
