@@ -657,6 +657,10 @@ class InMemoryReference:
             indexes[destination] = index.replaced(gone, new_entries)
         return indexes
 
+    def warm(self) -> None:
+        """Build the indexes that are otherwise built on first use (the employer-name index)."""
+        self._name_index  # noqa: B018 - a cached property, computed here
+
     def covered_destinations(self) -> list[str]:
         return sorted(self.destinations)
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from risk_rules.errors import ReferenceDataError
 from risk_rules.reference import (
     DestinationIn,
     EmployerDisputeIn,
@@ -25,7 +26,6 @@ from risk_rules.reference import (
     ThirdCountryIn,
     destination_record,
     employer_dispute_record,
-    reference_from_document,
     situation_record,
     third_country_record,
 )
@@ -235,12 +235,47 @@ def reference_version(session: Session) -> str:
     return version_label(latest_revision_id(session))
 
 
+def _stream_documents(session: Session, record_type: str) -> Iterator[dict[str, Any]]:
+    """The current documents of one record type, read in batches (only the JSON column)."""
+    result = session.execute(select(_MODELS[record_type].document).execution_options(yield_per=500))
+    try:
+        for (document,) in result:
+            yield document
+    finally:
+        result.close()
+
+
 def _snapshot(session: Session, version: str) -> InMemoryReference:
-    document = export_reference_set(session)
-    # Records in Python's id order whatever the database's collation, as incremental updates keep them.
-    for section, key in (("situations", "id"), ("employer_disputes", "id")):
-        document[section].sort(key=lambda d: d[key])
-    return reference_from_document(document, origin="reference data in the database", version=version)
+    """The reference data built from scratch: every record read, validated and indexed.
+
+    Records are streamed and validated one at a time, so that the whole set never sits in memory twice
+    (as documents and as validated models) next to the snapshot being built; they are put in Python's
+    id order whatever the database's collation, as incremental updates keep them.
+    """
+    origin = "reference data in the database"
+    try:
+        destinations = [
+            destination_record(DestinationIn.model_validate(d)) for d in _stream_documents(session, DESTINATION)
+        ]
+        third = [
+            third_country_record(ThirdCountryIn.model_validate(d)) for d in _stream_documents(session, THIRD_COUNTRY)
+        ]
+        situations = [situation_record(SituationIn.model_validate(d)) for d in _stream_documents(session, SITUATION)]
+        disputes = [
+            employer_dispute_record(EmployerDisputeIn.model_validate(d))
+            for d in _stream_documents(session, EMPLOYER_DISPUTE)
+        ]
+    except ValidationError as exc:
+        raise ReferenceDataError(f"{origin}: {exc}") from exc
+    situations.sort(key=lambda r: r.id)
+    disputes.sort(key=lambda r: r.id)
+    return InMemoryReference(
+        destinations={d.code: d for d in sorted(destinations, key=lambda r: r.code)},
+        third_countries={t.code: t for t in sorted(third, key=lambda r: r.code)},
+        situations=situations,
+        employer_disputes=disputes,
+        version=version,
+    )
 
 
 # Beyond this many changed records since the cached snapshot (an import, say), one full rebuild is cheaper.

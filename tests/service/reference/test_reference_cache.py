@@ -44,6 +44,8 @@ def situation(situation_id: str, home: str, destination: str = "CN", **changes: 
         "kind": "extradition_case",
         "title": f"{home} holds a person {destination} wants",
         "started_on": dt.date(2020, 1, 1),
+        # Ended long ago: other tests' upcoming trips of these countries are not touched.
+        "ended_on": dt.date(2021, 12, 31),
         "severity": "high",
         "sources": NOTE,
     }
@@ -58,6 +60,7 @@ def dispute(dispute_id: str, name: str, aliases: list[str], destination: str = "
         destination=destination,
         kind="commercial_dispute",
         started_on=dt.date(2021, 1, 1),
+        ended_on=dt.date(2021, 12, 31),
         sources=NOTE,
     )
 
