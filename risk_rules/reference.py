@@ -7,18 +7,20 @@ interface over its database.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
 import re
 import unicodedata
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -277,6 +279,28 @@ class OrganisationNameIndex:
         for name, dispute in entries:
             for key in self._keys(name):
                 self._by_key[key].append((name, dispute))
+
+    def replaced(
+        self, removed: Iterable[tuple[str, EmployerDispute]], added: Iterable[tuple[str, EmployerDispute]]
+    ) -> OrganisationNameIndex:
+        """A copy without the `removed` entries and with the `added` ones; only their keys' lists are copied."""
+        index = OrganisationNameIndex(())
+        index._by_key = by_key = defaultdict(list, self._by_key)
+        for name, dispute in removed:
+            for key in self._keys(name):
+                kept = [e for e in by_key.get(key, ()) if not (e[0] == name and e[1].id == dispute.id)]
+                if kept:
+                    by_key[key] = kept
+                else:
+                    by_key.pop(key, None)
+        for name, dispute in added:
+            for key in self._keys(name):
+                by_key[key] = [*by_key.get(key, ()), (name, dispute)]
+        return index
+
+    def entries(self) -> set[tuple[str, str, str]]:
+        """Every (key, name, dispute id) filed: what two indexes must share to answer alike."""
+        return {(key, name, dispute.id) for key, items in self._by_key.items() for name, dispute in items}
 
     @staticmethod
     def _keys(name: str) -> set[str]:
@@ -562,11 +586,80 @@ class InMemoryReference:
         self._by_pair = dict(by_pair)
         by_employer: dict[tuple[str, str], list[EmployerDispute]] = defaultdict(list)
         for d in self.employer_disputes:
-            for name in {d.name, *d.aliases}:
-                key = (normalise_organisation(name), d.destination)
+            for key in _employer_keys(d):
                 if d not in by_employer[key]:
                     by_employer[key].append(d)
         self._by_employer = dict(by_employer)
+
+    def with_records(
+        self,
+        version: str,
+        *,
+        situations: Iterable[Situation] = (),
+        employer_disputes: Iterable[EmployerDispute] = (),
+        destinations: Iterable[DestinationProfile] = (),
+        third_countries: Iterable[ThirdCountryProfile] = (),
+    ) -> InMemoryReference:
+        """A new snapshot with these records added or replaced (matched by id or code), at `version`.
+
+        Only the index entries of the records that changed are touched: a change to one record among
+        tens of thousands costs a few copied dicts, not a rebuild. This snapshot is left as it was, so
+        requests still holding it read consistent data. Records are kept in id order (as a snapshot read
+        from the database in id order has them), so the result equals a snapshot built from scratch.
+        """
+        new = copy.copy(self)
+        new.version = version
+        new.__dict__.pop("_name_index", None)
+        new.destinations = {**self.destinations, **{d.code: d for d in destinations}}
+        new.third_countries = {**self.third_countries, **{t.code: t for t in third_countries}}
+        situations = list(situations)
+        if situations:
+            new.situations = list(self.situations)
+            new._by_pair = dict(self._by_pair)
+            for situation in situations:
+                old = _put_in_id_order(new.situations, situation)
+                if old is not None:
+                    _drop_from(new._by_pair, (old.home_country, old.destination), old.id)
+                key = (situation.home_country, situation.destination)
+                new._by_pair[key] = _in_id_order([*new._by_pair.get(key, ())], situation)
+        disputes = list(employer_disputes)
+        if disputes:
+            new.employer_disputes = list(self.employer_disputes)
+            new._by_employer = dict(self._by_employer)
+            removed: list[EmployerDispute] = []
+            for dispute in disputes:
+                old = _put_in_id_order(new.employer_disputes, dispute)
+                if old is not None:
+                    removed.append(old)
+                    for key in _employer_keys(old):
+                        _drop_from(new._by_employer, key, old.id)
+                for key in _employer_keys(dispute):
+                    new._by_employer[key] = _in_id_order([*new._by_employer.get(key, ())], dispute)
+            if "_name_index" in self.__dict__:
+                new.__dict__["_name_index"] = self._replaced_name_index(removed, disputes)
+        elif "_name_index" in self.__dict__:
+            new.__dict__["_name_index"] = self.__dict__["_name_index"]
+        return new
+
+    def _replaced_name_index(
+        self, removed: list[EmployerDispute], added: list[EmployerDispute]
+    ) -> dict[str, OrganisationNameIndex]:
+        indexes = dict(self._name_index)
+        changes: dict[str, tuple[list[tuple[str, EmployerDispute]], list[tuple[str, EmployerDispute]]]] = defaultdict(
+            lambda: ([], [])
+        )
+        for dispute in removed:
+            changes[dispute.destination][0].extend((name, dispute) for name, _ in _employer_keys(dispute))
+        for dispute in added:
+            changes[dispute.destination][1].extend((name, dispute) for name, _ in _employer_keys(dispute))
+        for destination, (gone, new_entries) in changes.items():
+            index = indexes.get(destination, OrganisationNameIndex(()))
+            indexes[destination] = index.replaced(gone, new_entries)
+        return indexes
+
+    def warm(self) -> None:
+        """Build the indexes that are otherwise built on first use (the employer-name index)."""
+        self._name_index  # noqa: B018 - a cached property, computed here
 
     def covered_destinations(self) -> list[str]:
         return sorted(self.destinations)
@@ -601,6 +694,45 @@ class InMemoryReference:
         for (name, destination), disputes in self._by_employer.items():
             entries[destination].extend((name, d) for d in disputes)
         return {destination: OrganisationNameIndex(items) for destination, items in entries.items()}
+
+
+def _employer_keys(dispute: EmployerDispute) -> list[tuple[str, str]]:
+    """The (normalised name, destination) keys a dispute is filed under: its name and each alias."""
+    keys = {(normalise_organisation(name), dispute.destination) for name in {dispute.name, *dispute.aliases}}
+    return sorted(keys)
+
+
+_R = TypeVar("_R", Situation, EmployerDispute)
+
+
+def _put_in_id_order(records: list[_R], record: _R) -> _R | None:
+    """Put `record` into the id-ordered `records`, replacing the one with its id; that one is returned."""
+    position = bisect_left(records, record.id, key=_record_id)
+    if position < len(records) and records[position].id == record.id:
+        old = records[position]
+        records[position] = record
+        return old
+    records.insert(position, record)
+    return None
+
+
+def _in_id_order(records: list[_R], record: _R) -> list[_R]:
+    position = bisect_left(records, record.id, key=_record_id)
+    if not (position < len(records) and records[position].id == record.id):
+        records.insert(position, record)
+    return records
+
+
+def _drop_from(index: dict[Any, list[_R]], key: Any, record_id: str) -> None:
+    kept = [r for r in index.get(key, ()) if r.id != record_id]
+    if kept:
+        index[key] = kept
+    else:
+        index.pop(key, None)
+
+
+def _record_id(record: Situation | EmployerDispute) -> str:
+    return record.id
 
 
 def reference_from_document(

@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Load the model before taking traffic; a failure leaves the service up but not ready.
         await run_in_threadpool(scoring.load)
+        await run_in_threadpool(scoring.warm_reference)
         # Everything loaded so far (model, rules, reference data, modules) lives as long as the
         # process: moving it out of the collector's generations keeps every later collection small.
         gc.collect()

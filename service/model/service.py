@@ -94,6 +94,17 @@ class ScoringEngine:
         except IntegrityError:
             log.info("model version recorded by another process", extra={"model_version": version})
 
+    def warm_reference(self) -> None:
+        """Build the reference snapshot and its indexes now, at start-up, rather than in the first request.
+
+        Not fatal when it fails (the database may not be migrated yet): the first assessment builds it.
+        """
+        try:
+            with self._session_factory() as session:
+                self._references.snapshot(session).warm()
+        except (SQLAlchemyError, TravelriskError) as exc:
+            log.warning("reference data not loaded at start-up", extra={"error_type": type(exc).__name__})
+
     @property
     def loaded(self) -> bool:
         """Whether the engine is ready to score."""

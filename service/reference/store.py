@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from risk_rules.errors import ReferenceDataError
 from risk_rules.reference import (
     DestinationIn,
     EmployerDisputeIn,
@@ -23,7 +24,10 @@ from risk_rules.reference import (
     ReferenceSetIn,
     SituationIn,
     ThirdCountryIn,
-    reference_from_document,
+    destination_record,
+    employer_dispute_record,
+    situation_record,
+    third_country_record,
 )
 from service.db import utcnow
 from service.reference.models import (
@@ -211,42 +215,159 @@ def history(session: Session, record_type: str, record_id: str) -> list[Referenc
     )
 
 
-def reference_version(session: Session) -> str:
-    """The reference data's version: the id of its latest revision.
+def latest_revision_id(session: Session) -> int:
+    """The id of the latest revision of the reference data (0 when there is none).
 
     Every assessment asks this, so it is one primary-key look-up sent as plain SQL, skipping the
     statement compilation an ORM query would cost on each call.
     """
     latest = session.connection().exec_driver_sql("SELECT max(id) FROM reference_revisions").scalar()
-    return f"ref-db-{latest or 0}"
+    return int(latest or 0)
+
+
+def version_label(revision_id: int) -> str:
+    """The reference data's version as assessments record it."""
+    return f"ref-db-{revision_id}"
+
+
+def reference_version(session: Session) -> str:
+    """The reference data's version: the id of its latest revision."""
+    return version_label(latest_revision_id(session))
+
+
+def _stream_documents(session: Session, record_type: str) -> Iterator[dict[str, Any]]:
+    """The current documents of one record type, read in batches (only the JSON column)."""
+    result = session.execute(select(_MODELS[record_type].document).execution_options(yield_per=500))
+    try:
+        for (document,) in result:
+            yield document
+    finally:
+        result.close()
 
 
 def _snapshot(session: Session, version: str) -> InMemoryReference:
-    document = export_reference_set(session)
-    return reference_from_document(document, origin="reference data in the database", version=version)
+    """The reference data built from scratch: every record read, validated and indexed.
+
+    Records are streamed and validated one at a time, so that the whole set never sits in memory twice
+    (as documents and as validated models) next to the snapshot being built; they are put in Python's
+    id order whatever the database's collation, as incremental updates keep them.
+    """
+    origin = "reference data in the database"
+    try:
+        destinations = [
+            destination_record(DestinationIn.model_validate(d)) for d in _stream_documents(session, DESTINATION)
+        ]
+        third = [
+            third_country_record(ThirdCountryIn.model_validate(d)) for d in _stream_documents(session, THIRD_COUNTRY)
+        ]
+        situations = [situation_record(SituationIn.model_validate(d)) for d in _stream_documents(session, SITUATION)]
+        disputes = [
+            employer_dispute_record(EmployerDisputeIn.model_validate(d))
+            for d in _stream_documents(session, EMPLOYER_DISPUTE)
+        ]
+    except ValidationError as exc:
+        raise ReferenceDataError(f"{origin}: {exc}") from exc
+    situations.sort(key=lambda r: r.id)
+    disputes.sort(key=lambda r: r.id)
+    return InMemoryReference(
+        destinations={d.code: d for d in sorted(destinations, key=lambda r: r.code)},
+        third_countries={t.code: t for t in sorted(third, key=lambda r: r.code)},
+        situations=situations,
+        employer_disputes=disputes,
+        version=version,
+    )
+
+
+# Beyond this many changed records since the cached snapshot (an import, say), one full rebuild is cheaper.
+INCREMENTAL_LIMIT = 2_000
+# Revision ids below the latest that were not visible when last read: on PostgreSQL a transaction that
+# took an id earlier may commit later. They are looked for again at the next refresh (a rolled-back
+# transaction leaves a gap for good, so only the most recent are kept).
+_GAP_WINDOW = 1_000
+
+
+def _records_from_documents(changed: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[Any]]:
+    """Engine records of changed documents, by record type (in the snapshot's `with_records` names)."""
+    builders = {
+        SITUATION: ("situations", situation_record),
+        EMPLOYER_DISPUTE: ("employer_disputes", employer_dispute_record),
+        DESTINATION: ("destinations", destination_record),
+        THIRD_COUNTRY: ("third_countries", third_country_record),
+    }
+    records: dict[str, list[Any]] = {name: [] for name, _ in builders.values()}
+    for (record_type, _), document in changed.items():
+        name, build = builders[record_type]
+        records[name].append(build(_SCHEMAS[record_type].model_validate(document)))  # type: ignore[operator]
+    return records
 
 
 class ReferenceCache:
-    """The scoring engine's view of the reference data: a snapshot rebuilt when the version moves.
+    """The scoring engine's view of the reference data: a snapshot that follows the revision log.
 
-    Each assessment asks for the current version (one indexed query); the snapshot itself, with its
-    look-up indexes, is rebuilt only after a change, so a change takes effect for the next assessment in
-    every worker without a restart.
+    Each assessment asks for the latest revision id (one indexed query). When it has moved, the records
+    changed since the cached snapshot are read from the revision log and applied to a copy of the
+    snapshot, updating only their index entries (`InMemoryReference.with_records`); the snapshot is
+    built from scratch only the first time and after very large changes. A change takes effect for the
+    next assessment in every worker without a restart.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._current: InMemoryReference | None = None
+        self._revision_id = 0
+        self._gaps: tuple[int, ...] = ()
+        self.full_rebuilds = 0  # how often the snapshot was built from scratch (observability, tests)
 
     def snapshot(self, session: Session) -> InMemoryReference:
-        version = reference_version(session)
+        """The snapshot at the database's latest revision."""
+        latest = latest_revision_id(session)
         current = self._current
-        if current is not None and current.version == version:
+        if current is not None and self._revision_id == latest:
             return current
         with self._lock:
-            if self._current is None or self._current.version != version:
-                self._current = _snapshot(session, version)
+            if self._current is None or self._revision_id != latest:
+                self._refresh(session, latest)
+            assert self._current is not None
             return self._current
+
+    def _refresh(self, session: Session, latest: int) -> None:
+        if self._current is not None and latest > self._revision_id and self._apply_changes(session, self._current):
+            return
+        self._current = _snapshot(session, version_label(latest))
+        self._revision_id = latest
+        self._gaps = ()
+        self.full_rebuilds += 1
+
+    def _apply_changes(self, session: Session, current: InMemoryReference) -> bool:
+        """Apply the revisions since the cached snapshot to it; False when a full rebuild is due."""
+        since = self._revision_id
+        query = select(
+            ReferenceRevision.id, ReferenceRevision.record_type, ReferenceRevision.record_id, ReferenceRevision.document
+        ).where(ReferenceRevision.id > since)
+        if self._gaps:
+            query = query.union_all(
+                select(
+                    ReferenceRevision.id,
+                    ReferenceRevision.record_type,
+                    ReferenceRevision.record_id,
+                    ReferenceRevision.document,
+                ).where(ReferenceRevision.id.in_(self._gaps))
+            )
+        rows = sorted(session.execute(query.limit(INCREMENTAL_LIMIT + 1)).all())
+        if len(rows) > INCREMENTAL_LIMIT or not rows:
+            return False
+        # The latest document of each record changed (a record's revisions are logged in id order).
+        changed: dict[tuple[str, str], dict[str, Any]] = {}
+        for _, record_type, record_id, document in rows:
+            changed[(record_type, record_id)] = document
+        seen = {row[0] for row in rows}
+        latest = max(since, rows[-1][0])
+        recent = range(max(since + 1, latest - _GAP_WINDOW), latest)
+        gaps = [i for i in (*self._gaps, *recent) if i not in seen and i > latest - _GAP_WINDOW]
+        self._current = current.with_records(version_label(latest), **_records_from_documents(changed))
+        self._revision_id = latest
+        self._gaps = tuple(sorted(set(gaps)))
+        return True
 
 
 def documents(records: Iterable[BaseModel]) -> list[dict[str, Any]]:
