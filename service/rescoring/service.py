@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from risk_rules.forms import AssessmentRequest
 from risk_rules.reference import normalise_organisation
+from service.activity import REQUESTS
 from service.assessments.models import Assessment
 from service.assessments.service import top_factor
 from service.db import utcnow
@@ -42,7 +43,11 @@ log = logging.getLogger("travelrisk.rescoring")
 
 LEASE = dt.timedelta(seconds=15)
 # Assessments read, scored and written per step: one short write transaction per batch.
-BATCH = 200
+BATCH = 50
+# Trips validated or scored between two pauses for requests in flight (a few milliseconds of work), and the
+# longest such pause: requests keep their latency, and re-scoring still gets a share under continuous load.
+SLICE = 8
+GIVE_WAY_SECONDS = 0.01
 _WAKE = threading.Event()
 
 # What must differ for a re-scoring to be a new revision; versions always move with the data.
@@ -221,8 +226,10 @@ class Rescorer:
         write_lock: AbstractContextManager[Any],
         poll_seconds: float = 2.0,
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
+        give_way: Callable[[], None] = lambda: REQUESTS.give_way(GIVE_WAY_SECONDS),
     ) -> None:
         self._sessions = session_factory
+        self._give_way = give_way
         self._scoring = scoring
         self._write_lock = write_lock
         self._poll = poll_seconds
@@ -283,6 +290,7 @@ class Rescorer:
                     extra={"job": job_id, "examined": examined, "rescored": rescored, "pid": os.getpid()},
                 )
                 return
+            self._give_way()  # the write lock is taken between requests, not while they wait for it
             try:
                 with write_transaction(self._sessions, self._write_lock) as session:
                     # Renewed first: a worker that lost its lease writes nothing of this batch.
@@ -318,7 +326,10 @@ class Rescorer:
             }
         # The session is closed: no snapshot or connection is held while the CPU scores.
         assessor = self._scoring.assessor()
-        bodies = assessor.assess_bodies([request for _, request in touched], reference) if touched else []
+        bodies: list[dict[str, Any]] = []
+        for start in range(0, len(touched), SLICE):
+            self._give_way()
+            bodies.extend(assessor.assess_bodies([request for _, request in touched[start : start + SLICE]], reference))
         scored = []
         for (row, _), body in zip(touched, bodies, strict=True):
             body = policies.judge(body, tenant_policies[row.tenant_id], assessor.model.bands)
@@ -348,6 +359,8 @@ class Rescorer:
         for row in rows:
             if row.id in done or not _touches(job, documents, row.request):
                 continue
+            if len(touched) % SLICE == 0:
+                self._give_way()
             request = AssessmentRequest.model_validate(row.request)
             if job.record_type == EMPLOYER_DISPUTE and not self._employer_related(documents, request):
                 continue
