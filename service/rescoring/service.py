@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, insert, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from risk_rules.forms import AssessmentRequest
 from risk_rules.reference import normalise_organisation
@@ -43,10 +43,10 @@ log = logging.getLogger("travelrisk.rescoring")
 
 LEASE = dt.timedelta(seconds=15)
 # Assessments read, scored and written per step: one short write transaction per batch.
-BATCH = 50
+BATCH = 200
 # Trips validated or scored between two pauses for requests in flight (a few milliseconds of work), and the
 # longest such pause: requests keep their latency, and re-scoring still gets a share under continuous load.
-SLICE = 8
+SLICE = 16
 GIVE_WAY_SECONDS = 0.01
 _WAKE = threading.Event()
 
@@ -293,11 +293,11 @@ class Rescorer:
             self._give_way()  # the write lock is taken between requests, not while they wait for it
             try:
                 with write_transaction(self._sessions, self._write_lock) as session:
-                    # Renewed first: a worker that lost its lease writes nothing of this batch.
-                    renewed = _renew(session, job_id, lease)
                     written = _apply(session, job_id, batch)
+                    # In the batch's transaction, before its commit: a worker that lost its lease raises
+                    # here, and nothing of the batch is committed.
                     renewed = _renew(
-                        session, job_id, renewed, examined=examined + batch.examined, rescored=rescored + written
+                        session, job_id, lease, examined=examined + batch.examined, rescored=rescored + written
                     )
             except _PolicyChanged:
                 continue  # rolled back (the lease too): the same batch again, judged under the policy in force
@@ -425,24 +425,27 @@ def candidates_query(today: dt.date, job: Any, after: tuple[dt.date, str] | None
 
 
 def _current_responses(session: Session, rows: list[Candidate]) -> dict[str, dict[str, Any]]:
-    """The current response of each assessment (its latest revision, or the original), in two queries."""
+    """The current response of each assessment (its latest revision, or the original), in at most two
+    queries; only the current revision is read and decoded, however many an assessment has."""
     current: dict[str, dict[str, Any]] = {}
     originals = [row.id for row in rows if row.current_revision <= 1]
     if originals:
         current.update(
             _pairs(session.execute(select(Assessment.id, Assessment.response).where(Assessment.id.in_(originals))))
         )
-    wanted = {row.id: row.current_revision for row in rows if row.current_revision > 1}
-    if wanted:
-        found = session.execute(
-            select(AssessmentRevision.assessment_id, AssessmentRevision.revision, AssessmentRevision.response).where(
-                AssessmentRevision.assessment_id.in_(list(wanted))
+    revised = [row.id for row in rows if row.current_revision > 1]
+    if revised:
+        latest = (
+            select(AssessmentRevision.assessment_id, AssessmentRevision.response)
+            .join(
+                Assessment,
+                (Assessment.id == AssessmentRevision.assessment_id)
+                & (Assessment.current_revision == AssessmentRevision.revision),
             )
+            .where(Assessment.id.in_(revised))
         )
-        for assessment_id, revision, response in found:
-            if wanted[assessment_id] == revision:
-                current[assessment_id] = response
-        missing = [i for i in wanted if i not in current]
+        current.update(_pairs(session.execute(latest)))
+        missing = [i for i in revised if i not in current]
         if missing:
             current.update(
                 _pairs(session.execute(select(Assessment.id, Assessment.response).where(Assessment.id.in_(missing))))
@@ -456,6 +459,21 @@ def _pairs(result: Any) -> dict[str, dict[str, Any]]:
 
 
 _INSERT_REVISION = insert(AssessmentRevision.__table__)
+# What moving an assessment to a new revision reads and writes, and the row version the update checks.
+_WRITTEN_COLUMNS = (
+    Assessment.row_version,
+    Assessment.tenant_id,
+    Assessment.traveler_reference,
+    Assessment.band,
+    Assessment.probability,
+    Assessment.current_revision,
+    Assessment.changed_at,
+    Assessment.policy_version,
+    Assessment.review_state,
+    Assessment.review_state_at,
+    Assessment.top_factor_id,
+    Assessment.top_factor_title,
+)
 
 
 def _apply(session: Session, job_id: int, batch: Batch) -> int:
@@ -477,6 +495,8 @@ def _apply(session: Session, job_id: int, batch: Batch) -> int:
     job = session.get_one(RescoringJob, job_id)
     locked = (
         select(Assessment)
+        # Not the request and response documents: the write step neither needs nor decodes them.
+        .options(load_only(*_WRITTEN_COLUMNS))
         .where(Assessment.id.in_([item.candidate.id for item in batch.scored]))
         .order_by(Assessment.id)
         .with_for_update()
