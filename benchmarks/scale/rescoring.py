@@ -3,6 +3,7 @@ server that keeps answering requests meanwhile; both figures in one run.
 
     python benchmarks/scale/rescoring.py [--trips 100000 --touched 20000] [--rate 100 --seconds 15]
     python benchmarks/scale/rescoring.py --rate 0 --clients 4      # closed loop: the server saturated
+    python benchmarks/scale/rescoring.py --alone                    # the job alone, in-process, one CPU
     BENCH_DIR=/tmp/rescoring python benchmarks/scale/rescoring.py --seed-only   # store the trips once
 
 The trips are stored first as POST /v1/assessments stores them (scored by the real engine under the default
@@ -196,6 +197,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=15, help="length of the quiet phase")
     parser.add_argument("--seed-only", action="store_true", help="store the trips (in BENCH_DIR) and stop")
+    parser.add_argument("--alone", action="store_true", help="the job alone, in this process, on one CPU")
     args = parser.parse_args()
 
     cpus = sorted(os.sched_getaffinity(0))
@@ -204,6 +206,9 @@ def main() -> None:
     url = scratch_database("rescoring")
     seed(args.trips, args.touched)
     if args.seed_only:
+        return
+    if args.alone:
+        alone(server_cpu)
         return
     os.sched_setaffinity(0, {client_cpu})
     requester, analyst = keys()
@@ -236,15 +241,7 @@ def main() -> None:
         time.sleep(3)
         load.phase = "quiet"
         time.sleep(args.seconds)
-        situation = {
-            "home_country": HOME,
-            "destination": "CN",
-            "kind": "extradition_case",
-            "title": f"New Zealand holds a person China wants ({uuid.uuid4().hex[:6]})",
-            "started_on": (dt.date.today() - dt.timedelta(days=30)).isoformat(),
-            "severity": "high",
-            "sources": [{"title": "benchmark note", "url": "https://example.org/bench", "date": "2026-11-30"}],
-        }
+        situation = situation_document()
         cpu_before = cpu_seconds(server.pid)
         load.phase = "re-scoring"
         created = httpx.post(
@@ -271,6 +268,58 @@ def main() -> None:
     print(f"quiet:       {len(quiet)} requests, p50 {percentile(quiet, 50):.1f} ms, p99 {percentile(quiet, 99):.1f} ms")
     print(f"re-scoring:  {len(busy)} requests, p50 {percentile(busy, 50):.1f} ms, p99 {percentile(busy, 99):.1f} ms")
     print(f"p99 ratio (re-scoring / quiet): {percentile(busy, 99) / percentile(quiet, 99):.2f}")
+
+
+def alone(cpu: int) -> None:
+    """Record the situation and run the job in this process, pinned to one CPU, with no requests: the
+    job's wall-clock and CPU seconds (on a shared machine the CPU seconds are the figure for one core)."""
+    os.sched_setaffinity(0, {cpu})
+    from risk_rules.reference import SituationIn
+    from service.db import create_db_engine, create_session_factory, write_lock
+    from service.model.service import ScoringEngine
+    from service.reference.models import SITUATION
+    from service.reference.store import upsert
+    from service.rescoring.models import RescoringJob
+    from service.rescoring.service import Rescorer, enqueue_rescoring
+    from service.settings import get_settings
+
+    settings = get_settings()
+    engine = create_db_engine(settings)
+    sessions = create_session_factory(engine)
+    scoring = ScoringEngine(settings, sessions)
+    scoring.load()
+    scoring.warm_reference()
+    document = {**situation_document(), "id": f"bench-{uuid.uuid4().hex[:8]}"}
+    with sessions() as session:
+        job = enqueue_rescoring(session, upsert(session, SITUATION, SituationIn.model_validate(document), "bench"))
+        session.commit()
+        assert job is not None
+        job_id = job.id
+    rescorer = Rescorer(sessions, scoring, write_lock(engine))
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while rescorer.run_once():
+        pass
+    elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu_started
+    with sessions() as session:
+        done = session.get_one(RescoringJob, job_id)
+        print(
+            f"job {job_id} alone on CPU {cpu}: examined {done.examined}, re-scored {done.rescored} in"
+            f" {elapsed:.1f} s ({cpu_used:.1f} s of CPU time)"
+        )
+    engine.dispose()
+
+
+def situation_document() -> dict:
+    """An extradition case between New Zealand and China, active since a month ago (no id)."""
+    return {
+        "home_country": HOME,
+        "destination": "CN",
+        "kind": "extradition_case",
+        "title": f"New Zealand holds a person China wants ({uuid.uuid4().hex[:6]})",
+        "started_on": (dt.date.today() - dt.timedelta(days=30)).isoformat(),
+        "severity": "high",
+        "sources": [{"title": "benchmark note", "url": "https://example.org/bench", "date": "2026-11-30"}],
+    }
 
 
 def wait_for_job(url: str) -> dict:
