@@ -31,6 +31,7 @@ from service.activity import REQUESTS
 from service.assessments.models import Assessment
 from service.assessments.service import top_factor
 from service.db import utcnow
+from service.leases import LeasedWorker, claim_row, write_transaction
 from service.policy import service as policies
 from service.policy.service import Policy
 from service.reference.models import EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
@@ -145,25 +146,7 @@ def _claim(session: Session, now: dt.datetime) -> RescoringJob | None:
     )
     if candidate is None:
         return None
-    # A conditional update: of two workers racing for one job, only one changes the row.
-    claimed = session.execute(
-        update(RescoringJob).where(RescoringJob.id == candidate.id, claimable).values(claimed_at=now)
-    )
-    return candidate if claimed.rowcount == 1 else None
-
-
-@contextmanager
-def write_transaction(sessions: sessionmaker[Session], write_lock: AbstractContextManager[Any]) -> Iterator[Session]:
-    """A session whose work and commit run under the process's write lock.
-
-    The connection is taken before the lock, never while holding it (as request handlers do): a lock
-    holder waiting for the pool while the pool's connections wait for the lock would deadlock.
-    """
-    with sessions() as session:
-        session.connection()
-        with write_lock:
-            yield session
-            session.commit()
+    return candidate if claim_row(session, RescoringJob, candidate.id, claimable, claimed_at=now) else None
 
 
 @contextmanager
@@ -216,7 +199,7 @@ class _PolicyChanged(Exception):
     """A tenant's policy changed between scoring a batch and writing it: the batch is scored again."""
 
 
-class Rescorer:
+class Rescorer(LeasedWorker):
     """A worker process's re-scoring thread."""
 
     def __init__(
@@ -228,33 +211,15 @@ class Rescorer:
         today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date(),
         give_way: Callable[[], None] = lambda: REQUESTS.give_way(GIVE_WAY_SECONDS),
     ) -> None:
+        super().__init__("rescorer", _WAKE, poll_seconds, log)
         self._sessions = session_factory
         self._give_way = give_way
         self._scoring = scoring
         self._write_lock = write_lock
-        self._poll = poll_seconds
         self._today = today
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rescorer", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        _WAKE.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # noqa: BLE001 - the job stays claimable and is retried after its lease
-                log.exception("re-scoring failed; the job will be retried")
-                worked = False
-            if not worked:
-                _WAKE.wait(self._poll)
-                _WAKE.clear()
+    def failed(self, exc: Exception) -> None:
+        log.exception("re-scoring failed; the job will be retried")
 
     def run_once(self) -> bool:
         """Claim and finish one job; False when there was none."""
