@@ -123,7 +123,8 @@ def _renew(session: Session, job_id: int, lease: dt.datetime, **values: Any) -> 
     """Renew the caller's lease on a job (and set `values`) in the caller's transaction; the new lease.
 
     The lease's time is the token of ownership: the update applies only while the job still holds the
-    time this worker set, so a worker whose lease was taken over learns it here, before writing a batch.
+    time this worker set, so a worker whose lease was taken over learns it here, in the batch's transaction
+    and before its commit: the batch is rolled back, and the worker stops.
     """
     now = utcnow()
     renewed = session.execute(
