@@ -4,10 +4,10 @@ trip has not ended and that the change touches is scored again and stored as a n
 `enqueue_rescoring` writes a job in the same transaction as the change, so an acknowledged change always
 has its job. A `Rescorer` thread in each worker process claims jobs with a lease and works through them
 in batches: a batch's candidates are read, and the touched ones scored together (`Assessor.assess_bodies`),
-outside any transaction; its revisions, reasons, review moves and webhook events are then written in one
-short transaction that also renews the lease. A job whose worker died is claimed again when its lease runs
-out; a worker whose lease was taken over writes nothing more, and a batch that was already applied is not
-applied twice (one revision per assessment and job).
+outside any transaction; its revisions, reasons, review moves and webhook events are then written in short
+transactions of a few revisions each, each of which also renews the lease. A job whose worker died is
+claimed again when its lease runs out; a worker whose lease was taken over writes nothing more, and a
+batch that was already applied is not applied twice (one revision per assessment and job).
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ from service.webhooks import service as webhooks
 log = logging.getLogger("travelrisk.rescoring")
 
 LEASE = dt.timedelta(seconds=15)
-# Assessments read, scored and written per step: one short write transaction per batch.
+# Candidates read and scored per step.
 BATCH = 200
 # Trips validated or scored between two pauses for requests in flight (a few milliseconds of work), and the
 # longest such pause: requests keep their latency, and re-scoring still gets a share under continuous load.
-SLICE = 16
+SLICE = 8
 GIVE_WAY_SECONDS = 0.01
+# Revisions written per transaction.
+WRITE_SLICE = 16
 _WAKE = threading.Event()
 
 # What must differ for a re-scoring to be a new revision; versions always move with the data.
@@ -239,8 +241,8 @@ class Rescorer(LeasedWorker):
 
     def _process(self, job_id: int, lease: dt.datetime) -> None:
         """Work through a job in batches: read and score without the write lock and outside any
-        transaction, then write each batch in one short transaction under the write lock, so requests'
-        writes wait at most for one batch's writes (not for its scoring)."""
+        transaction, then write in short transactions under the write lock, so requests' writes wait at
+        most for a few revisions' writes (never for scoring)."""
         after: tuple[dt.date, str] | None = None
         examined = rescored = 0
         while True:
@@ -256,20 +258,25 @@ class Rescorer(LeasedWorker):
                     extra={"job": job_id, "examined": examined, "rescored": rescored, "pid": os.getpid()},
                 )
                 return
-            self._give_way()  # the write lock is taken between requests, not while they wait for it
+            # Written a few revisions per transaction: requests wait for the write lock at most that long.
+            # Progress is kept in memory only: after a crash the batch is read again, and what was written
+            # of it is found done (one revision per assessment and job) and skipped.
+            groups = [batch.scored[n : n + WRITE_SLICE] for n in range(0, len(batch.scored), WRITE_SLICE)] or [[]]
             try:
-                with write_transaction(self._sessions, self._write_lock) as session:
-                    written = _apply(session, job_id, batch)
-                    # In the batch's transaction, before its commit: a worker that lost its lease raises
-                    # here, and nothing of the batch is committed.
-                    renewed = _renew(
-                        session, job_id, lease, examined=examined + batch.examined, rescored=rescored + written
-                    )
+                for n, group in enumerate(groups):
+                    batch_examined = batch.examined if n == len(groups) - 1 else 0
+                    self._give_way()  # the write lock is taken between requests, not while they wait for it
+                    with write_transaction(self._sessions, self._write_lock) as session:
+                        written = _apply(session, job_id, group, batch.policies)
+                        # In the same transaction, before its commit: a worker that lost its lease raises
+                        # here, and nothing of the group is committed.
+                        lease = _renew(
+                            session, job_id, lease, examined=examined + batch_examined, rescored=rescored + written
+                        )
+                    rescored += written
             except _PolicyChanged:
-                continue  # rolled back (the lease too): the same batch again, judged under the policy in force
-            lease = renewed
+                continue  # rolled back (the lease too): the batch again, judged under the policy in force
             examined += batch.examined
-            rescored += written
             after = batch.last
 
     def _read_and_score(self, job_id: int, after: tuple[dt.date, str] | None) -> Batch | None:
@@ -442,8 +449,8 @@ _WRITTEN_COLUMNS = (
 )
 
 
-def _apply(session: Session, job_id: int, batch: Batch) -> int:
-    """Write a batch in the caller's transaction: each re-scored assessment moved to its new revision, its
+def _apply(session: Session, job_id: int, scored: list[Scored], used: dict[str, Policy]) -> int:
+    """Write re-scorings in the caller's transaction: each re-scored assessment moved to its new revision, its
     review moved (a raised band re-opens one), the revisions inserted, and one `assessment.rescored` event
     per revision; the number of revisions written.
 
@@ -452,30 +459,30 @@ def _apply(session: Session, job_id: int, batch: Batch) -> int:
     The rows are locked in id order while checked on PostgreSQL (two jobs locking overlapping batches never
     wait for each other in a cycle); on SQLite the write lock and the single writer do the same.
     """
-    if not batch.scored:
+    if not scored:
         return 0
     # A policy changed since the batch was judged: judge it again rather than store a stale review.
-    for tenant_id, used in batch.policies.items():
-        if policies.current(session, tenant_id).version != used.version:
+    for tenant_id in {item.candidate.tenant_id for item in scored}:
+        if policies.current(session, tenant_id).version != used[tenant_id].version:
             raise _PolicyChanged(tenant_id)
     job = session.get_one(RescoringJob, job_id)
     locked = (
         select(Assessment)
         # Not the request and response documents: the write step neither needs nor decodes them.
         .options(load_only(*_WRITTEN_COLUMNS))
-        .where(Assessment.id.in_([item.candidate.id for item in batch.scored]))
+        .where(Assessment.id.in_([item.candidate.id for item in scored]))
         .order_by(Assessment.id)
         .with_for_update()
     )
     rows = {row.id: row for row in session.scalars(locked)}
     revisions: list[dict[str, Any]] = []
     events: list[webhooks.PendingEvent] = []
-    for item in batch.scored:
+    for item in scored:
         row = rows.get(item.candidate.id)
         if row is None or row.current_revision != item.candidate.current_revision:
             continue
         body = item.body
-        policy = batch.policies[row.tenant_id]
+        policy = used[row.tenant_id]
         now = utcnow()
         revision = row.current_revision + 1
         response = {

@@ -242,8 +242,8 @@ def varied_trips(home: str) -> list[dict[str, Any]]:
 def test_batched_rescoring_gives_what_scoring_each_trip_alone_gives(
     client: TestClient, tenant: Any, sessions: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Several batches (of three), each revision exactly the body POST would give the trip now, with its
-    reason, and its webhook event and review move written with it."""
+    """Several batches (of five, written two revisions per transaction), each revision exactly the body POST
+    would give the trip now, with its reason, and its webhook event and review move written with it."""
     from risk_rules.forms import AssessmentRequest
     from service.assessments.models import Assessment
     from service.policy import service as policies
@@ -253,7 +253,8 @@ def test_batched_rescoring_gives_what_scoring_each_trip_alone_gives(
     from service.webhooks.models import WebhookEvent
     from tests.service.webhooks.conftest import Receiver, register
 
-    monkeypatch.setattr(rescoring, "BATCH", 3)
+    monkeypatch.setattr(rescoring, "BATCH", 5)
+    monkeypatch.setattr(rescoring, "WRITE_SLICE", 2)
     receiver = Receiver().start()
     try:
         register(client, tenant, receiver.url, ["assessment.rescored"])
