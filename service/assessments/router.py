@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -27,14 +25,14 @@ from service.assessments.examples import (
 )
 from service.assessments.models import Assessment
 from service.assessments.schemas import AssessmentPage, AssessmentSummary
+from service.assessments.writer import AssessmentWriter
 from service.auth import bearer_key, check_role, principal_for, require
 from service.bodies import JsonRoute, parse_json
-from service.db import get_session, run_db_work
+from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.model.service import ScoringEngine, get_scoring_engine
-from service.policy import service as policies
-from service.problems import Conflict, InvalidInput, NotFound, invalid_input, openapi_responses
+from service.problems import InvalidInput, NotFound, invalid_input, openapi_responses
 from service.settings import Settings
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"], route_class=JsonRoute)
@@ -43,24 +41,6 @@ log = logging.getLogger("travelrisk.assessments")
 DbSession = Annotated[Session, Depends(get_session)]
 Engine = Annotated[ScoringEngine, Depends(get_scoring_engine)]
 Reader = Annotated[Principal, Depends(require(Role.requester, Role.reviewer, Role.admin))]
-
-
-def _created(assessment_id: str, body: dict[str, Any], *, replayed: bool = False) -> Response:
-    headers = {"Location": f"/v1/assessments/{assessment_id}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(orjson.dumps(body), status_code=201, headers=headers, media_type="application/json")
-
-
-def _replay(row: Assessment, body_hash: str, key: str) -> Response:
-    if row.request_hash != body_hash:
-        raise Conflict(
-            f"The Idempotency-Key '{key}' was already used with a different request body; use a new key for"
-            " a new request.",
-            kind="idempotency-key-reused",
-            title="Idempotency-Key reused",
-        )
-    return _created(row.id, row.response, replayed=True)
 
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -123,20 +103,19 @@ async def create_assessment(http_request: Request) -> Response:
     state = http_request.app.state
     session: Session = state.session_factory()
     try:
+        # The session is only used when the key is not in the worker's cache of verified keys.
         principal = await principal_for(http_request, session, bearer_key(http_request))
-        check_role(principal, _CREATORS)
-        key = read_idempotency_key(http_request)
-        request = parse_request_body(http_request, await http_request.body())
-        bounds = trip_bounds(state.settings)
-        errors = service.trip_bound_errors(request, bounds)
-        if errors:
-            raise invalid_input(errors)
-        return await run_db_work(
-            http_request, _create, request, principal, session, state.scoring, state.write_lock, key
-        )
     finally:
-        # Closing rolls back anything left uncommitted: a failure part-way leaves nothing behind.
         session.close()
+    check_role(principal, _CREATORS)
+    key = read_idempotency_key(http_request)
+    request = parse_request_body(http_request, await http_request.body())
+    errors = service.trip_bound_errors(request, trip_bounds(state.settings))
+    if errors:
+        raise invalid_input(errors)
+    # Scored, stored and committed by the worker's writer together with the requests waiting beside it.
+    writer: AssessmentWriter = state.assessment_writer
+    return await writer.submit(request, principal, key)
 
 
 def trip_bounds(settings: Settings) -> service.TripBounds:
@@ -181,56 +160,6 @@ def parse_request_body(request: Request, body: bytes) -> AssessmentRequest:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
         ) from None
-
-
-def _create(
-    request: AssessmentRequest,
-    principal: Principal,
-    session: Session,
-    engine: ScoringEngine,
-    write_lock: AbstractContextManager[Any],
-    idempotency_key: str | None,
-) -> Response:
-    document = service.request_document(request)
-    body_hash = service.request_hash(document)
-    if idempotency_key is not None:
-        existing = service.find_by_idempotency_key(session, principal.tenant_id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, body_hash, idempotency_key)
-
-    assessor = engine.assessor()
-    # The engine's plain-dict body: the same content as `assess`, without building and dumping models.
-    result = assessor.assess_body(request, engine.reference(session))
-    # Banded and marked for review under the tenant's policy in force now; the version is recorded.
-    policies.judge(result, policies.current(session, principal.tenant_id), assessor.model.bands)
-    values = service.new_assessment(
-        tenant_id=principal.tenant_id,
-        request=request,
-        document=document,
-        result=result,
-        idempotency_key=idempotency_key,
-        body_hash=body_hash,
-        requested_by_key=principal.key_id,
-        requested_by_holder=principal.holder,
-    )
-    # Take a connection before the write lock, never while holding it: a lock holder waiting for the pool
-    # while the pool's connections wait for the lock would be a deadlock.
-    session.connection()
-    try:
-        with write_lock:
-            service.insert(session, values)
-            session.commit()
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as its retry would be answered.
-        session.rollback()
-        if idempotency_key is None:
-            raise
-        existing = service.find_by_idempotency_key(session, principal.tenant_id, idempotency_key)
-        if existing is None:
-            raise
-        log.info("concurrent request with the same Idempotency-Key answered from the stored assessment")
-        return _replay(existing, body_hash, idempotency_key)
-    return _created(values["id"], values["response"])
 
 
 @router.get(
