@@ -7,6 +7,11 @@
 # summary of the share of samples per frame (inclusive) to $RESULTS_DIR. Run from the project root:
 #
 #     benchmarks/http/profile.sh                     # DURATION=20s
+#     NO_PROFILE=1 benchmarks/http/profile.sh        # only throughput and CPU per request
+#
+# Besides wrk's figures it prints `cpu_ms_per_request`: the server's CPU time (all threads, user + system)
+# during the measured run divided by the requests served. On a machine shared with other work that figure
+# moves much less than req/s, so it is the one to compare changes by.
 #
 # Env (defaults): VENV (.venv), BENCH_DIR (../shared/bench), BODY (benchmarks/http/body.json), DURATION
 #   (20s), CONNS (32), SERVER_CPU (0), WRK_CPU (1), PORT (18012), RATE (py-spy samples/s, 250),
@@ -57,11 +62,22 @@ port_open "$PORT" || { echo "profile.sh: server did not start (see $RESULTS_DIR/
 echo "# profile.sh $(date -Is) uptime: $(uptime)" | tee "$RESULTS_DIR/summary.txt"
 DURATION=3s "$BENCH_DIR/run.sh" "http://127.0.0.1:$PORT" /v1/assessments "$BODY" >/dev/null
 seconds="${DURATION%s}"
+if [[ -n "${NO_PROFILE:-}" ]]; then PYSPY=true; fi
 "$PYSPY" record --pid "$server" --rate "$RATE" --duration "$((seconds - 2))" --format raw --gil --nonblocking \
   --output "$RESULTS_DIR/stacks.txt" >/dev/null 2>&1 &
 spy=$!
-"$BENCH_DIR/run.sh" "http://127.0.0.1:$PORT" /v1/assessments "$BODY" | tee -a "$RESULTS_DIR/summary.txt"
+# CPU seconds the server used (user + system, all threads), around the measured run: CPU per request is
+# what a busy shared machine disturbs least.
+cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$server/stat"; }
+before="$(cpu_seconds)"
+result="$("$BENCH_DIR/run.sh" "http://127.0.0.1:$PORT" /v1/assessments "$BODY")"
+after="$(cpu_seconds)"
 wait "$spy" || true
-"$VENV/bin/python" "$root/benchmarks/http/stacks_summary.py" "$RESULTS_DIR/stacks.txt" "${TOP:-70}" \
+requests="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' <<<"$result")"
+echo "$result cpu_ms_per_request=$(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN{printf "%.3f", 1000 * (b - a) / n}')" \
   | tee -a "$RESULTS_DIR/summary.txt"
+if [[ -s "$RESULTS_DIR/stacks.txt" ]]; then
+  "$VENV/bin/python" "$root/benchmarks/http/stacks_summary.py" "$RESULTS_DIR/stacks.txt" "${TOP:-70}" \
+    | tee -a "$RESULTS_DIR/summary.txt"
+fi
 echo "results: $RESULTS_DIR" >&2

@@ -101,12 +101,9 @@ async def create_assessment(http_request: Request) -> Response:
     """Scores one trip and stores the request, the response and the versions that produced it; the
     assessment is committed before the 201 is sent."""
     state = http_request.app.state
-    session: Session = state.session_factory()
-    try:
-        # The session is only used when the key is not in the worker's cache of verified keys.
-        principal = await principal_for(http_request, session, bearer_key(http_request))
-    finally:
-        session.close()
+    # No session of its own: the key is looked up (in a session of the look-up's own) only when it is not
+    # in the worker's cache of verified keys; the writer stores the assessment.
+    principal = await principal_for(http_request, None, bearer_key(http_request))
     check_role(principal, _CREATORS)
     key = read_idempotency_key(http_request)
     request = parse_request_body(http_request, await http_request.body())
