@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
+from service.assessments.router import direct_create_route, trip_bounds
 from service.assessments.router import router as assessments_router
-from service.assessments.router import trip_bounds
 from service.assessments.writer import AssessmentWriter
 from service.dated_records.kinds import EMPLOYER_DISPUTES, SITUATIONS
 from service.dated_records.router import router_for
@@ -194,6 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    # Matched first: the hot path, served without FastAPI's request handling (see `direct_create_route`).
+    app.router.routes.insert(0, direct_create_route())
     app.mount("/ui/static", StaticFiles(directory=UI_PACKAGE / "static"), name="ui-static")
     # What `Allow` lists on 405 and OPTIONS: every method of every route at a path.
     app.state.route_methods = problems.method_index([*app.routes, *(r for router in routers for r in router.routes)])
