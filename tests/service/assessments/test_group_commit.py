@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -307,3 +309,38 @@ def test_stopping_answers_what_was_submitted_and_refuses_what_comes_later(
     answered, late = asyncio.run(main())
     assert [a.status_code for a in answered] == [201] * 3
     assert isinstance(late, ServiceUnavailable) and late.status_code == 503
+
+
+def test_concurrent_requests_through_the_application_are_each_answered_with_their_own_stored_row(
+    client: TestClient, tenant: Tenant
+) -> None:
+    bodies = []
+    for i in range(16):
+        body = copy.deepcopy(REQUEST_EXAMPLE)
+        body["traveler"]["reference"] = f"HTTP-{i}-{uuid.uuid4().hex[:6]}"
+        if i == 5:
+            body["trip"]["legs"][0]["country"] = "QQ"  # invalid: answered 422 on its own
+        bodies.append(body)
+    barrier = threading.Barrier(len(bodies))
+    answers: list[Any] = [None] * len(bodies)
+
+    def post(i: int) -> None:
+        barrier.wait()
+        answers[i] = client.post("/v1/assessments", json=bodies[i], headers=tenant.auth("requester"))
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert answers[5].status_code == 422
+    for i, answer in enumerate(answers):
+        if i == 5:
+            continue
+        assert answer.status_code == 201, answer.text
+        stored_body = client.get(answer.headers["location"], headers=tenant.auth("requester")).json()
+        assert stored_body["id"] == answer.json()["id"]
+        assert stored_body["factors"] == answer.json()["factors"]
+    ids = [a.json()["id"] for i, a in enumerate(answers) if i != 5]
+    assert len(set(ids)) == 15
