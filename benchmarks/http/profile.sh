@@ -29,7 +29,7 @@ PORT="${PORT:-18012}"
 RATE="${RATE:-250}"
 RESULTS_DIR="${RESULTS_DIR:-$root/benchmarks/http/results/profile-$(date +%Y%m%d-%H%M%S)}"
 PYSPY="${PYSPY:-$VENV/bin/py-spy}"
-[[ -x "$PYSPY" ]] || { echo "profile.sh: no py-spy at $PYSPY ($VENV/bin/pip install py-spy)" >&2; exit 1; }
+[[ -n "${NO_PROFILE:-}" || -x "$PYSPY" ]] || { echo "profile.sh: no py-spy at $PYSPY ($VENV/bin/pip install py-spy)" >&2; exit 1; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_open "$PORT" && { echo "profile.sh: port $PORT already in use" >&2; exit 1; }
 
