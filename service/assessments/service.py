@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, or_, select, union_all
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, load_only
 
@@ -55,6 +55,15 @@ def destinations_of(request: AssessmentRequest) -> list[str]:
     return list(dict.fromkeys(leg.country for leg in request.trip.legs))
 
 
+def trip_span(start: dt.date, end: dt.date) -> int:
+    """The trip's length class: the smallest k such that the trip lasts at most 2**k days (1 day: 0)."""
+    return max((end - start).days, 0).bit_length()
+
+
+# The largest class a stored trip can have: trips last at most 36,600 days (TRAVELRISK_TRIP_MAX_DAYS).
+LARGEST_TRIP_SPAN = 16
+
+
 def new_assessment(
     *,
     tenant_id: str,
@@ -87,6 +96,7 @@ def new_assessment(
         "probability": score["probability"] if score else None,
         "trip_start": request.trip.start,
         "trip_end": request.trip.end,
+        "trip_span": trip_span(request.trip.start, request.trip.end),
         "request": document,
         "response": response,
         "model_version": versions["model"],
@@ -270,42 +280,111 @@ def list_page(
     session: Session, tenant_id: str, filters: ListFilters, limit: int, cursor: str | None
 ) -> tuple[list[Assessment], str | None]:
     """One page of the tenant's assessments, newest first, and the cursor of the next page (or None)."""
-    query = (
-        select(Assessment)
-        .options(load_only(*_SUMMARY_COLUMNS))
-        .where(Assessment.tenant_id == tenant_id)
-        .order_by(Assessment.created_at.desc(), Assessment.id.desc())
-        .limit(limit + 1)
-    )
+    rows: list[Assessment] = []
+    for query in list_queries(tenant_id, filters, limit, cursor):
+        rows += session.scalars(query.limit(limit + 1 - len(rows)))
+        if len(rows) > limit:
+            return rows[:limit], encode_cursor(rows[limit - 1])
+    return rows, None
+
+
+def list_queries(
+    tenant_id: str, filters: ListFilters, limit: int, cursor: str | None
+) -> list[Select[tuple[Assessment]]]:
+    """The queries of one page, to run in turn until `limit` + 1 rows (one more, to know whether another
+    page follows) are found: each query's rows all come after the previous query's in the list's order.
+
+    The list is read in its order (created_at, id) from an index that starts with the tenant and any
+    equality filter, and stops after a page. Two filters are read differently:
+
+    - `changed_since`: an assessment created after that time has changed since, so those come first, read
+      in order; only when they do not fill the page (a poll: few changes) are the older assessments
+      re-scored since then read, from the `changed_at` index (not by passing the whole history in order).
+    - A window of trip dates (both `trip_from` and `trip_to`): the trips overlapping a window months ago
+      were created long before today, so reading newest first would pass every assessment created since;
+      they are found from their dates instead (`trip_window_ids`).
+    """
+    conditions = [Assessment.tenant_id == tenant_id]
     if filters.traveler_reference is not None:
-        query = query.where(Assessment.traveler_reference == filters.traveler_reference)
+        conditions.append(Assessment.traveler_reference == filters.traveler_reference)
     if filters.band is not None:
-        query = query.where(Assessment.band == filters.band)
+        conditions.append(Assessment.band == filters.band)
     if filters.status is not None:
-        query = query.where(Assessment.status == filters.status)
-    # Trip dates select trips that overlap [trip_from, trip_to].
-    if filters.trip_from is not None:
-        query = query.where(Assessment.trip_end >= filters.trip_from)
-    if filters.trip_to is not None:
-        query = query.where(Assessment.trip_start <= filters.trip_to)
+        conditions.append(Assessment.status == filters.status)
     if filters.created_from is not None:
-        query = query.where(Assessment.created_at >= filters.created_from)
+        conditions.append(Assessment.created_at >= filters.created_from)
     if filters.created_to is not None:
-        query = query.where(Assessment.created_at <= filters.created_to)
+        conditions.append(Assessment.created_at <= filters.created_to)
     if filters.changed_since is not None:
-        query = query.where(Assessment.changed_at > filters.changed_since)
+        conditions.append(Assessment.changed_at > filters.changed_since)
     if cursor is not None:
         created, last_id = decode_cursor(cursor)
-        query = query.where(
+        conditions.append(
             or_(
                 Assessment.created_at < created,
                 and_(Assessment.created_at == created, Assessment.id < last_id),
             )
         )
-    rows = list(session.scalars(query))
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1])
-    return rows, None
+    # A traveller has few assessments: their index finds them faster than any date range.
+    by_window = filters.trip_from is not None and filters.trip_to is not None and filters.traveler_reference is None
+    if not by_window:
+        # Trip dates select trips that overlap [trip_from, trip_to].
+        if filters.trip_from is not None:
+            conditions.append(Assessment.trip_end >= filters.trip_from)
+        if filters.trip_to is not None:
+            conditions.append(Assessment.trip_start <= filters.trip_to)
+    parts = [conditions]
+    if filters.changed_since is not None:
+        parts = [
+            [*conditions, Assessment.created_at > filters.changed_since],
+            [*conditions, Assessment.created_at <= filters.changed_since],
+        ]
+    queries = []
+    for number, part in enumerate(parts):
+        query = (
+            select(Assessment)
+            .options(load_only(*_SUMMARY_COLUMNS))
+            .order_by(Assessment.created_at.desc(), Assessment.id.desc())
+            .limit(limit + 1)
+        )
+        if by_window:
+            assert filters.trip_from is not None and filters.trip_to is not None  # for the type checker
+            query = query.where(Assessment.id.in_(trip_window_ids(part, filters.trip_from, filters.trip_to, limit)))
+        else:
+            query = query.where(*part)
+            if number == 1:
+                # SQLite's planner, without the distribution of `changed_at`, would rather read the list's
+                # order than sort a range: reading the whole history when few assessments changed.
+                query = query.with_hint(Assessment, "INDEXED BY ix_assessments_tenant_changed_created", "sqlite")
+        queries.append(query)
+    return queries
+
+
+def trip_window_ids(conditions: list[Any], trip_from: dt.date, trip_to: dt.date, limit: int) -> Select[Any]:
+    """The ids of the first `limit` + 1 assessments, newest first, meeting `conditions` whose trips overlap
+    [trip_from, trip_to].
+
+    A trip overlaps the window when it ends on or after `trip_from` and starts on or before `trip_to`:
+    neither bound alone narrows a window in the middle of the stored history much. A trip of length class
+    k (`trip_span`) lasts at most 2**k days, so it also starts on or after `trip_from` - (2**k - 1): per
+    class, the overlapping trips are one range of start dates in `ix_assessments_tenant_trip_window`, read
+    from the index alone (it holds the dates, the list's order, band and status), then sorted.
+    """
+    arms = []
+    for span in range(LARGEST_TRIP_SPAN + 1):
+        earliest_ordinal = trip_from.toordinal() - (2**span - 1)
+        earliest_start = dt.date.fromordinal(earliest_ordinal) if earliest_ordinal >= 1 else dt.date.min
+        arms.append(
+            select(Assessment.id, Assessment.created_at).where(
+                *conditions,
+                Assessment.trip_span == span,
+                Assessment.trip_start >= earliest_start,
+                Assessment.trip_start <= trip_to,
+                Assessment.trip_end >= trip_from,
+            )
+        )
+    window = union_all(*arms).subquery("trip_window")
+    return select(window.c.id).order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit + 1)
 
 
 def revision_body(session: Session, row: Assessment, revision: int | None = None) -> dict[str, Any] | None:
