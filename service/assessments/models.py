@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.compact import CompactJSON
 from service.db import Base, UTCDateTime
 
 
@@ -57,8 +58,9 @@ class Assessment(Base):
     trip_end: Mapped[dt.date] = mapped_column(Date)
     # The trip's length class: it lasts at most 2**trip_span days (`service.trip_span`).
     trip_span: Mapped[int] = mapped_column(SmallInteger)
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Stored compactly (compressed with a shipped dictionary): see service/compact.py.
+    request: Mapped[dict[str, Any]] = mapped_column(CompactJSON())
+    response: Mapped[dict[str, Any]] = mapped_column(CompactJSON())
     model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"), index=True)
     rules_version: Mapped[str] = mapped_column(String(100))
     reference_data_version: Mapped[str] = mapped_column(String(100))

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, load_only
 
 from risk_rules.forms import AssessmentRequest
 from risk_rules.values import to_utc
+from service import compact
 from service.assessments.models import Assessment
 from service.db import utcnow
 from service.webhooks import service as webhooks
@@ -184,20 +185,34 @@ def trip_bound_errors(request: AssessmentRequest, bounds: TripBounds) -> list[di
 _INSERT = sql_insert(Assessment.__table__)
 
 
+def stored_row(values: dict[str, Any]) -> dict[str, Any]:
+    """The row stored for `values` (of `new_assessment`): the same, with the request and response packed
+    (compressed with the shipped dictionary, see service/compact.py).
+
+    Every insert goes through here. A row already packed is returned as it is, so a caller may pack ahead
+    (outside a write lock, say) and hand the result to `insert` or `insert_many`.
+    """
+    if isinstance(values["response"], bytes):
+        return values
+    return {**values, "request": compact.pack(values["request"]), "response": compact.pack(values["response"])}
+
+
 def insert(session: Session, values: dict[str, Any]) -> None:
-    """Add one assessment to the session's transaction (a single INSERT; the caller commits), with its
-    `assessment.created` webhook event in the same transaction."""
+    """Add one assessment (values of `new_assessment`, or its `stored_row`) to the session's transaction
+    (a single INSERT; the caller commits), with its `assessment.created` webhook event in the same
+    transaction."""
     # A Core insert on the session's connection (same transaction): the row is written once and never
     # loaded back, so the ORM's unit of work would only add cost.
-    session.connection().execute(_INSERT, values)
+    session.connection().execute(_INSERT, stored_row(values))
     webhooks.emit(session, values["tenant_id"], "assessment.created", webhooks.assessment_data(values))
 
 
 def insert_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Add many assessments (values of `new_assessment`) to the session's transaction in one statement;
-    the rows are those `insert` writes, one per trip, each with its `assessment.created` event."""
+    """Add many assessments (values of `new_assessment`, or their `stored_row`) to the session's
+    transaction in one statement; the rows are those `insert` writes, one per trip, each with its
+    `assessment.created` event."""
     if rows:
-        session.connection().execute(_INSERT, rows)
+        session.connection().execute(_INSERT, [stored_row(r) for r in rows])
         webhooks.emit_all(
             session,
             [webhooks.PendingEvent(r["tenant_id"], "assessment.created", webhooks.assessment_data(r)) for r in rows],
