@@ -27,11 +27,13 @@ class Assessment(Base):
         Index("ix_assessments_tenant_traveler_created", "tenant_id", "traveler_reference", "created_at", "id"),
         Index("ix_assessments_tenant_band_created", "tenant_id", "band", "created_at", "id"),
         Index("ix_assessments_tenant_status_created", "tenant_id", "status", "created_at", "id"),
-        # Trips overlapping a date window: one range of start dates per length class, read from the index
-        # alone (with the band and status filters and the list's order); see `service.trip_window_ids`.
+        # Trips overlapping a date window: per creation period, one range of start dates per length class,
+        # read from the index alone (with the band and status filters and the list's order); see
+        # `service.trip_window_ids`.
         Index(
             "ix_assessments_tenant_trip_window",
             "tenant_id",
+            "created_period",
             "trip_span",
             "trip_start",
             "trip_end",
@@ -45,7 +47,8 @@ class Assessment(Base):
         # Re-scoring walks trips that have not ended yet in (trip_end, id) order, a batch at a time.
         Index("ix_assessments_trip_end_id", "trip_end", "id"),
         # The review queue: a tenant's assessments in a review state, earliest departure first.
-        Index("ix_assessments_tenant_review", "tenant_id", "review_state", "trip_start", "id"),
+        # (The band, so that a band's queue is also read from the index alone.)
+        Index("ix_assessments_tenant_review_queue", "tenant_id", "review_state", "trip_start", "id", "band"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -58,6 +61,8 @@ class Assessment(Base):
     trip_end: Mapped[dt.date] = mapped_column(Date)
     # The trip's length class: it lasts at most 2**trip_span days (`service.trip_span`).
     trip_span: Mapped[int] = mapped_column(SmallInteger)
+    # The 32-day period the assessment was created in (`service.created_period`).
+    created_period: Mapped[int] = mapped_column(Integer)
     # Stored compactly (compressed with a shipped dictionary): see service/compact.py.
     request: Mapped[dict[str, Any]] = mapped_column(CompactJSON())
     response: Mapped[dict[str, Any]] = mapped_column(CompactJSON())

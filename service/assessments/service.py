@@ -9,11 +9,12 @@ import hashlib
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, or_, select, union_all
+from sqlalchemy import Select, and_, func, or_, select, union_all
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, load_only
 
@@ -63,6 +64,13 @@ def trip_span(start: dt.date, end: dt.date) -> int:
 
 # The largest class a stored trip can have: trips last at most 36,600 days (TRAVELRISK_TRIP_MAX_DAYS).
 LARGEST_TRIP_SPAN = 16
+PERIOD_DAYS = 32
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def created_period(created_at: dt.datetime) -> int:
+    """The 32-day period an instant falls in: days from 1970-01-01 to its UTC day, divided by 32."""
+    return (created_at.astimezone(dt.UTC).date() - _EPOCH).days // PERIOD_DAYS
 
 
 def new_assessment(
@@ -106,6 +114,7 @@ def new_assessment(
         "idempotency_key": idempotency_key,
         "request_hash": body_hash,
         "created_at": created_at,
+        "created_period": created_period(created_at),
         "current_revision": 1,
         "changed_at": created_at,
         "requested_by_key": requested_by_key,
@@ -296,7 +305,7 @@ def list_page(
 ) -> tuple[list[Assessment], str | None]:
     """One page of the tenant's assessments, newest first, and the cursor of the next page (or None)."""
     rows: list[Assessment] = []
-    for query in list_queries(tenant_id, filters, limit, cursor):
+    for query in list_queries(session, tenant_id, filters, limit, cursor):
         rows += session.scalars(query.limit(limit + 1 - len(rows)))
         if len(rows) > limit:
             return rows[:limit], encode_cursor(rows[limit - 1])
@@ -304,8 +313,8 @@ def list_page(
 
 
 def list_queries(
-    tenant_id: str, filters: ListFilters, limit: int, cursor: str | None
-) -> list[Select[tuple[Assessment]]]:
+    session: Session, tenant_id: str, filters: ListFilters, limit: int, cursor: str | None
+) -> Iterator[Select[tuple[Assessment]]]:
     """The queries of one page, to run in turn until `limit` + 1 rows (one more, to know whether another
     page follows) are found: each query's rows all come after the previous query's in the list's order.
 
@@ -317,7 +326,7 @@ def list_queries(
       re-scored since then read, from the `changed_at` index (not by passing the whole history in order).
     - A window of trip dates (both `trip_from` and `trip_to`): the trips overlapping a window months ago
       were created long before today, so reading newest first would pass every assessment created since;
-      they are found from their dates instead (`trip_window_ids`).
+      they are found from their dates instead, newest creation periods first (`trip_window_ids`).
     """
     conditions = [Assessment.tenant_id == tenant_id]
     if filters.traveler_reference is not None:
@@ -332,8 +341,10 @@ def list_queries(
         conditions.append(Assessment.created_at <= filters.created_to)
     if filters.changed_since is not None:
         conditions.append(Assessment.changed_at > filters.changed_since)
+    newest: dt.datetime | None = filters.created_to
     if cursor is not None:
         created, last_id = decode_cursor(cursor)
+        newest = created if newest is None else min(newest, created)
         conditions.append(
             or_(
                 Assessment.created_at < created,
@@ -354,36 +365,74 @@ def list_queries(
             [*conditions, Assessment.created_at > filters.changed_since],
             [*conditions, Assessment.created_at <= filters.changed_since],
         ]
-    queries = []
-    for number, part in enumerate(parts):
-        query = (
-            select(Assessment)
-            .options(load_only(*_SUMMARY_COLUMNS))
-            .order_by(Assessment.created_at.desc(), Assessment.id.desc())
-            .limit(limit + 1)
+    page = (
+        select(Assessment)
+        .options(load_only(*_SUMMARY_COLUMNS))
+        .order_by(Assessment.created_at.desc(), Assessment.id.desc())
+        .limit(limit + 1)
+    )
+    if not by_window:
+        yield page.where(*parts[0])
+        if len(parts) > 1:
+            # SQLite's planner, without the distribution of `changed_at`, would rather read the list's order
+            # than sort a range: reading the whole history when few assessments changed.
+            yield page.where(*parts[1]).with_hint(
+                Assessment, "INDEXED BY ix_assessments_tenant_changed_created", "sqlite"
+            )
+        return
+    assert filters.trip_from is not None and filters.trip_to is not None  # for the type checker
+    periods = _period_range(session, tenant_id, filters.created_from, newest)
+    if periods is None:
+        return
+    for part in parts:
+        for first, last in _newest_first(*periods):
+            ids = trip_window_ids(part, filters.trip_from, filters.trip_to, (first, last), limit)
+            yield page.where(Assessment.id.in_(ids))
+
+
+def _period_range(
+    session: Session, tenant_id: str, oldest: dt.datetime | None, newest: dt.datetime | None
+) -> tuple[int, int] | None:
+    """The first and last creation periods of the tenant's assessments (within the bounds), or None."""
+    period = Assessment.created_period
+    first, last = session.execute(
+        select(
+            select(func.min(period)).where(Assessment.tenant_id == tenant_id).scalar_subquery(),
+            select(func.max(period)).where(Assessment.tenant_id == tenant_id).scalar_subquery(),
         )
-        if by_window:
-            assert filters.trip_from is not None and filters.trip_to is not None  # for the type checker
-            query = query.where(Assessment.id.in_(trip_window_ids(part, filters.trip_from, filters.trip_to, limit)))
-        else:
-            query = query.where(*part)
-            if number == 1:
-                # SQLite's planner, without the distribution of `changed_at`, would rather read the list's
-                # order than sort a range: reading the whole history when few assessments changed.
-                query = query.with_hint(Assessment, "INDEXED BY ix_assessments_tenant_changed_created", "sqlite")
-        queries.append(query)
-    return queries
+    ).one()
+    if first is None or last is None:
+        return None
+    if oldest is not None:
+        first = max(first, created_period(oldest))
+    if newest is not None:
+        last = min(last, created_period(newest))
+    return (first, last) if first <= last else None
 
 
-def trip_window_ids(conditions: list[Any], trip_from: dt.date, trip_to: dt.date, limit: int) -> Select[Any]:
-    """The ids of the first `limit` + 1 assessments, newest first, meeting `conditions` whose trips overlap
-    [trip_from, trip_to].
+def _newest_first(first: int, last: int) -> Iterator[tuple[int, int]]:
+    """Ranges of periods from `last` back to `first`, each twice as long as the one before: the newest
+    period alone (where an upcoming trip's assessments are), then ever wider, so a window with no match in
+    years of history takes a handful of queries."""
+    width = 1
+    while last >= first:
+        yield max(first, last - width + 1), last
+        last -= width
+        width *= 2
+
+
+def trip_window_ids(
+    conditions: list[Any], trip_from: dt.date, trip_to: dt.date, periods: tuple[int, int], limit: int
+) -> Select[Any]:
+    """The ids of the first `limit` + 1 assessments, newest first, created in the creation periods
+    `periods` (first, last) and meeting `conditions`, whose trips overlap [trip_from, trip_to].
 
     A trip overlaps the window when it ends on or after `trip_from` and starts on or before `trip_to`:
     neither bound alone narrows a window in the middle of the stored history much. A trip of length class
     k (`trip_span`) lasts at most 2**k days, so it also starts on or after `trip_from` - (2**k - 1): per
-    class, the overlapping trips are one range of start dates in `ix_assessments_tenant_trip_window`, read
-    from the index alone (it holds the dates, the list's order, band and status), then sorted.
+    creation period and class, the overlapping trips are one range of start dates in
+    `ix_assessments_tenant_trip_window`, read from the index alone (it holds the dates, the list's order,
+    band and status), then sorted.
     """
     arms = []
     for span in range(LARGEST_TRIP_SPAN + 1):
@@ -392,6 +441,8 @@ def trip_window_ids(conditions: list[Any], trip_from: dt.date, trip_to: dt.date,
         arms.append(
             select(Assessment.id, Assessment.created_at).where(
                 *conditions,
+                # Each period by itself (IN, not BETWEEN): equal to one, the index continues with the class.
+                Assessment.created_period.in_(range(periods[0], periods[1] + 1)),
                 Assessment.trip_span == span,
                 Assessment.trip_start >= earliest_start,
                 Assessment.trip_start <= trip_to,

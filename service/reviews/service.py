@@ -354,32 +354,36 @@ def queue_page(
 
 
 def queue_query(tenant_id: str, filters: QueueFilters, limit: int, cursor: str | None) -> Select[tuple[Assessment]]:
-    """The query of one queue page: `limit` + 1 rows, to know whether another page follows."""
-    query = (
-        select(Assessment)
+    """The query of one queue page: `limit` + 1 rows, to know whether another page follows.
+
+    The page's ids are found first, from the queue's index alone (state, departure, id and band: open
+    reviews are few, however many assessments a tenant has), then only those rows are read.
+    """
+    ids = (
+        select(Assessment.id)
         .where(Assessment.tenant_id == tenant_id, Assessment.review_state.in_(filters.states))
         .order_by(Assessment.trip_start, Assessment.id)
         .limit(limit + 1)
-        # Open reviews are few (decisions are taken), however many assessments a band holds; SQLite's
-        # planner, which knows only average counts, would rather read a band's whole history.
-        .with_hint(Assessment, "INDEXED BY ix_assessments_tenant_review", "sqlite")
+        # SQLite's planner knows only average counts, and would rather read a band's whole history.
+        .with_hint(Assessment, "INDEXED BY ix_assessments_tenant_review_queue", "sqlite")
     )
     if filters.band is not None:
-        query = query.where(Assessment.band == filters.band)
+        ids = ids.where(Assessment.band == filters.band)
     if filters.destination is not None:
         # Destinations are stored space-separated; padding both ends matches whole codes only.
         padded = literal(" ") + func.coalesce(Assessment.destinations, "") + literal(" ")
-        query = query.where(padded.like(f"% {filters.destination} %"))
+        ids = ids.where(padded.like(f"% {filters.destination} %"))
     if filters.depart_from is not None:
-        query = query.where(Assessment.trip_start >= filters.depart_from)
+        ids = ids.where(Assessment.trip_start >= filters.depart_from)
     if filters.depart_to is not None:
-        query = query.where(Assessment.trip_start <= filters.depart_to)
+        ids = ids.where(Assessment.trip_start <= filters.depart_to)
     if cursor is not None:
         start, last_id = _decode_cursor(cursor)
-        query = query.where(
+        ids = ids.where(
             or_(Assessment.trip_start > start, and_(Assessment.trip_start == start, Assessment.id > last_id))
         )
-    return query
+    page = ids.correlate(None)  # a query of its own, not of the outer query's row
+    return select(Assessment).where(Assessment.id.in_(page)).order_by(Assessment.trip_start, Assessment.id)
 
 
 def queue_item(row: Assessment) -> dict[str, Any]:

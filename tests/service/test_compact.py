@@ -97,7 +97,7 @@ def test_rows_stored_before_the_upgrade_get_their_trip_class_and_stay_readable(t
     from sqlalchemy import MetaData, insert, select
 
     from service.assessments.models import Assessment
-    from service.assessments.service import new_id, trip_span
+    from service.assessments.service import created_period, new_id, trip_span
     from service.db import downgrade_database, upgrade_database
     from tests.service.conftest import make_settings
 
@@ -145,6 +145,7 @@ def test_rows_stored_before_the_upgrade_get_their_trip_class_and_stay_readable(t
                 (trip_span(start, start + dt.timedelta(days=days - 1)), days, request) for days in lengths
             ]
             assert [a.trip_span for a in stored] == [0, 1, 2, 3, 4, 9, 10]
+            assert {a.created_period for a in stored} == {created_period(now.replace(tzinfo=dt.UTC))}
             # A row written now is compressed; it too survives the downgrade, as JSON.
             session.execute(
                 update(Assessment).where(Assessment.id == stored[0].id).values(response={**DOCUMENT, "n": 0})

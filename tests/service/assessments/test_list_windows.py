@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from service.assessments.models import Assessment
-from service.assessments.service import trip_span
+from service.assessments.service import created_period, trip_span
 from service.db import create_db_engine, create_session_factory
 from tests.service.assessments.test_assessments import list_all, post, trip
 
@@ -32,6 +32,18 @@ def test_trip_span_is_the_length_class() -> None:
         assert days <= 2**span and (span == 0 or days > 2 ** (span - 1))
 
 
+def test_created_period_is_32_days_from_1970_in_utc() -> None:
+    assert created_period(dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) == 0
+    assert created_period(dt.datetime(1970, 2, 1, 23, 59, tzinfo=dt.UTC)) == 0  # day 31
+    assert created_period(dt.datetime(1970, 2, 2, tzinfo=dt.UTC)) == 1  # day 32
+    # The UTC day counts, not the local one.
+    assert created_period(dt.datetime(1970, 2, 2, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == 0
+
+
+def test_a_window_of_a_tenant_without_assessments_is_empty(client: TestClient, make_tenant: Any) -> None:
+    assert list_all(client, make_tenant(), "trip_from=2061-01-01&trip_to=2061-02-01") == []
+
+
 # (start, length in days, country): lengths in every class from one day to nearly two years.
 TRIPS = [
     ("2061-03-10", 1, "CN"),
@@ -47,7 +59,7 @@ TRIPS = [
 ]
 
 
-def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient, tenant: Any) -> None:
+def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient, tenant: Any, sessions: Any) -> None:
     stored = []
     for n, (start, days, country) in enumerate(TRIPS):
         first = dt.date.fromisoformat(start)
@@ -57,6 +69,21 @@ def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient
         assert created.status_code == 201, created.text
         body = created.json()
         stored.append({"id": body["id"], "start": first, "end": last, "status": body["status"]})
+    # A history: the trips were assessed 1 to 200 days apart, over many 32-day creation periods (read newest
+    # first, a few at a time), in the order they were posted.
+    created = dt.datetime(2025, 1, 3, 12, 0, tzinfo=dt.UTC)
+    with sessions() as session:
+        for n, row in enumerate(stored):
+            created += dt.timedelta(days=[1, 200, 31, 33, 2, 64, 90, 5, 150, 1][n])
+            row["created_at"] = created
+            session.execute(
+                update(Assessment)
+                .where(Assessment.id == row["id"])
+                .values(created_at=created, created_period=created_period(created))
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+    assert len({created_period(row["created_at"]) for row in stored}) == 7
     newest_first = list(reversed(stored))
     windows = [
         ("2061-03-10", "2061-03-10"),  # one day: the first day of one trip, inside longer ones
@@ -77,6 +104,15 @@ def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient
         assert [i["id"] for i in scored] == [
             s["id"] for s in newest_first if s["end"] >= low and s["start"] <= high and s["status"] == "scored"
         ]
+    # Creation bounds narrow the periods read.
+    since, until = stored[3]["created_at"], stored[8]["created_at"]
+    bounded = list_all(
+        client,
+        tenant,
+        f"trip_from=2060-01-01&trip_to=2061-12-31&created_from={since.isoformat().replace('+00:00', 'Z')}"
+        f"&created_to={until.isoformat().replace('+00:00', 'Z')}",
+    )
+    assert [i["id"] for i in bounded] == [s["id"] for s in newest_first if since <= s["created_at"] <= until]
     # Out-of-scope trips (Iceland) are among the window's and are left out by the status filter.
     assert any(s["status"] == "out_of_scope" for s in stored)
     # With a traveller the window is read through the traveller's index: the same answer.
