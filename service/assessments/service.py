@@ -324,9 +324,9 @@ def list_queries(
     - `changed_since`: an assessment created after that time has changed since, so those come first, read
       in order; only when they do not fill the page (a poll: few changes) are the older assessments
       re-scored since then read, from the `changed_at` index (not by passing the whole history in order).
-    - A window of trip dates (both `trip_from` and `trip_to`): the trips overlapping a window months ago
-      were created long before today, so reading newest first would pass every assessment created since;
-      they are found from their dates instead, newest creation periods first (`trip_window_ids`).
+    - A window of trip dates (`trip_to`, with or without `trip_from`): the trips overlapping a window months
+      ago were created long before today, so reading newest first would pass every assessment created
+      since; they are found from their dates instead, newest creation periods first (`trip_window_ids`).
     """
     conditions = [Assessment.tenant_id == tenant_id]
     if filters.traveler_reference is not None:
@@ -351,10 +351,12 @@ def list_queries(
                 and_(Assessment.created_at == created, Assessment.id < last_id),
             )
         )
-    # A traveller has few assessments: their index finds them faster than any date range.
-    by_window = filters.trip_from is not None and filters.trip_to is not None and filters.traveler_reference is None
+    # Trip dates select trips that overlap [trip_from, trip_to]. With `trip_to`, they are read by their dates
+    # (trips that had started by a day months ago were created long before), except for a traveller, whose
+    # few assessments their index finds faster. `trip_from` alone is read in the list's order: the trips
+    # still running on a day are mostly among the latest created.
+    by_window = filters.trip_to is not None and filters.traveler_reference is None
     if not by_window:
-        # Trip dates select trips that overlap [trip_from, trip_to].
         if filters.trip_from is not None:
             conditions.append(Assessment.trip_end >= filters.trip_from)
         if filters.trip_to is not None:
@@ -380,13 +382,13 @@ def list_queries(
                 Assessment, "INDEXED BY ix_assessments_tenant_changed_created", "sqlite"
             )
         return
-    assert filters.trip_from is not None and filters.trip_to is not None  # for the type checker
+    assert filters.trip_to is not None  # for the type checker
     periods = _period_range(session, tenant_id, filters.created_from, newest)
     if periods is None:
         return
     for part in parts:
         for first, last in _newest_first(*periods):
-            ids = trip_window_ids(part, filters.trip_from, filters.trip_to, (first, last), limit)
+            ids = trip_window_ids(part, filters.trip_from or dt.date.min, filters.trip_to, (first, last), limit)
             yield page.where(Assessment.id.in_(ids))
 
 

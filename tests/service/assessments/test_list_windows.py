@@ -104,6 +104,13 @@ def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient
         assert [i["id"] for i in scored] == [
             s["id"] for s in newest_first if s["end"] >= low and s["start"] <= high and s["status"] == "scored"
         ]
+    # One bound alone: trips still running on a day, trips that had started by a day.
+    for day in ("2059-04-30", "2059-05-01", "2061-03-10", "2061-03-19", "2061-04-18", "2061-04-19"):
+        on = dt.date.fromisoformat(day)
+        until_day = list_all(client, tenant, f"trip_to={day}", limit=3)
+        assert [i["id"] for i in until_day] == [s["id"] for s in newest_first if s["start"] <= on], day
+        from_day = list_all(client, tenant, f"trip_from={day}", limit=3)
+        assert [i["id"] for i in from_day] == [s["id"] for s in newest_first if s["end"] >= on], day
     # Creation bounds narrow the periods read.
     since, until = stored[3]["created_at"], stored[8]["created_at"]
     bounded = list_all(
