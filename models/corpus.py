@@ -153,23 +153,100 @@ class Population:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Population:
+        """Read and check the population file: positive shares, ordered periods, and verbatim evidence."""
         source = path or bundled_population_path()
-        return cls(yaml.safe_load(source.read_text(encoding="utf-8")))
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        if problems := population_problems(document):
+            raise CorpusError(f"{source}: " + "; ".join(problems))
+        return cls(document)
 
     @property
     def seed(self) -> int:
         return int(self.document["seed"])
 
     def provenance(self) -> list[dict[str, Any]]:
-        """Every proportion with its basis, for the model card."""
+        """Every proportion with its basis (and the passages of those that rest on reporting), for the card."""
         rows = []
         for key, entry in self.document.items():
             if isinstance(entry, dict) and "basis" in entry:
                 value = entry.get("value", entry.get("shares", entry.get("share", entry.get("median"))))
-                rows.append(
-                    {"name": key, "value": value, "basis": entry["basis"], "why": " ".join(entry["why"].split())}
-                )
+                if key == "dates":
+                    value = f"{entry['start']} to {entry['end']}"
+                if key == "travel_volume":
+                    value = [{k: p[k] for k in ("from", "to", "relative")} for p in entry["periods"]]
+                row = {"name": key, "value": value, "basis": entry["basis"], "why": " ".join(entry["why"].split())}
+                evidence = [*entry.get("evidence", [])]
+                for period in entry.get("periods", []):
+                    evidence.extend(period.get("evidence", []))
+                if evidence:
+                    row["evidence"] = evidence
+                rows.append(row)
         return rows
+
+    def relative_volume(self) -> list[tuple[dt.date, dt.date, float]]:
+        """The periods in which trips run at a fraction of the usual volume: (first day, last day, fraction)."""
+        entry = self.document.get("travel_volume") or {"periods": []}
+        return [
+            (dt.date.fromisoformat(p["from"]), dt.date.fromisoformat(p["to"]), float(p["relative"]))
+            for p in entry["periods"]
+        ]
+
+
+def population_problems(document: Any) -> list[str]:
+    """What is wrong with a population document (empty when it is valid).
+
+    Shares must be positive; a proportion whose basis is `reporting` must carry evidence whose quotes
+    appear verbatim in the registered reporting, as the rules' and incidents' quotes must.
+    """
+    from risk_rules.sources import quote_problem
+
+    if not isinstance(document, dict):
+        return ["the population must be a mapping"]
+    problems: list[str] = []
+    for key, entry in document.items():
+        if not isinstance(entry, dict) or "basis" not in entry:
+            continue
+        if entry["basis"] not in ("assumption", "reporting"):
+            problems.append(f"{key}: basis must be 'assumption' or 'reporting'")
+        shares = entry.get("shares") or entry.get("countries")
+        # Shares are weights (drawn in proportion to their sum), so only their signs are checked.
+        if isinstance(shares, dict) and not all(float(v) > 0 for v in shares.values()):
+            problems.append(f"{key}: every share must be positive")
+        evidence = list(entry.get("evidence", []))
+        periods = entry.get("periods", [])
+        previous_end: dt.date | None = None
+        for period in periods:
+            try:
+                first, last = dt.date.fromisoformat(period["from"]), dt.date.fromisoformat(period["to"])
+                fraction = float(period["relative"])
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"{key}: a period needs from, to (YYYY-MM-DD) and relative ({exc})")
+                continue
+            if last < first or (previous_end is not None and first <= previous_end):
+                problems.append(f"{key}: periods must be in order and must not overlap ({period['from']})")
+            if not 0 < fraction <= 1:
+                problems.append(f"{key}: relative volume must be in (0, 1], not {fraction}")
+            if not period.get("evidence"):
+                problems.append(f"{key}: the period from {period['from']} cites no evidence")
+            evidence.extend(period.get("evidence", []))
+            previous_end = last
+        if entry["basis"] == "reporting" and not evidence:
+            problems.append(f"{key}: a proportion from reporting must cite its evidence")
+        for citation in evidence:
+            if problem := quote_problem(str(citation.get("source")), str(citation.get("quote", ""))):
+                problems.append(f"{key}: {problem}")
+    return problems
+
+
+def _arrival(
+    rng: np.random.Generator, start: dt.date, span: int, volume: list[tuple[dt.date, dt.date, float]]
+) -> dt.date:
+    """A day drawn in proportion to travel volume: a day in a reduced period is kept with its fraction."""
+    while True:
+        day = start + dt.timedelta(days=int(rng.integers(span)))
+        fraction = next((f for first, last, f in volume if first <= day <= last), 1.0)
+        if fraction >= 1.0 or rng.random() < fraction:
+            return day
 
 
 def _pick(rng: np.random.Generator, shares: dict[str, float]) -> str:
@@ -188,6 +265,7 @@ def generate_controls(
     start = dt.date.fromisoformat(doc["dates"]["start"])
     span = (dt.date.fromisoformat(doc["dates"]["end"]) - start).days
     disputed = [d.name for d in reference.employer_disputes] or ["(none)"]
+    volume = population.relative_volume()
 
     def chance(key: str) -> bool:
         return bool(rng.random() < float(doc[key]["value"]))
@@ -232,7 +310,7 @@ def generate_controls(
             traveler["family_ties"] = ties
         if chance("employer_in_dispute_share"):
             traveler["employer"]["name"] = disputed[int(rng.integers(len(disputed)))]
-        arrive = start + dt.timedelta(days=int(rng.integers(span)))
+        arrive = _arrival(rng, start, span, volume)
         stay = doc["stay_days"]
         if rng.random() < float(stay["long_stay_share"]):
             low, high = stay["long_stay_days"]

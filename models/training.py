@@ -71,7 +71,8 @@ LIMITATIONS = [
     "The cases are the incidents that the five reference sources and the public reporting stored with the"
     " package describe; the many incidents that were never reported are missing, and reported cases lean"
     " towards prominent Western nationals.",
-    "The controls are a synthetic population whose proportions are assumptions (see population); the"
+    "The controls are a synthetic population whose proportions are mostly assumptions (see population; the"
+    " citizenship mix and the travel volume by period rest on reporting); the"
     " coefficients measure how much more common a factor is among documented incidents than in that"
     " assumed population, shrunk towards what the sources say (the priors), so they move when the"
     " assumptions move.",

@@ -87,8 +87,9 @@ def report_problems(item: object) -> list[str]:
         if not isinstance(item.get(key), str) or not item[key].strip():
             problems.append(f"{key} must be a nonempty string")
     url = item.get("url")
-    if not isinstance(url, str) or not re.match(r"^https://\S+$", url):
-        problems.append("url must be an https address")
+    # Some pages exist only at an http address; what matters is that the address is a web address.
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+\.[^\s/]+/\S*$", url):
+        problems.append("url must be an http(s) address of a page")
     date = item.get("date")
     if not isinstance(date, str):
         problems.append("date must be a quoted string (YYYY, YYYY-MM or YYYY-MM-DD)")
@@ -104,7 +105,7 @@ def report_problems(item: object) -> list[str]:
 
 @lru_cache(maxsize=4)
 def load_reporting(path: Path | None = None) -> dict[str, Report]:
-    """Report id to report, validated (unique ids, https addresses, real dates, nonempty excerpts)."""
+    """Report id to report, validated (unique ids, web addresses, real dates, nonempty excerpts)."""
     source = path or bundled_reporting_path()
     document = yaml.safe_load(source.read_text(encoding="utf-8")) or []
     if not isinstance(document, list):

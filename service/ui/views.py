@@ -165,6 +165,31 @@ def review_view(session: Session, principal: Principal, row: Assessment, mitigat
 # The model
 
 
+def _figure(value: Any) -> str:
+    """A population figure in words: shares as percentages, periods as dates with their fraction."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {float(share):.1%}" for key, share in value.items())
+    if isinstance(value, list):
+        return "; ".join(f"{p['from']} to {p['to']}: {float(p['relative']):.0%} of the usual volume" for p in value)
+    if isinstance(value, float) and value < 1:
+        return f"{value:.2%}"
+    return "—" if value is None else str(value)
+
+
+def population_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reference population's figures for the model page, each with its basis and quoted evidence."""
+    return [
+        {
+            "name": row["name"].replace("_", " "),
+            "figure": _figure(row.get("value")),
+            "basis": row["basis"],
+            "why": row["why"],
+            "evidence_items": evidence_items(row.get("evidence", [])),
+        }
+        for row in rows
+    ]
+
+
 def model_view(card: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]:
     """The model page's content: the forest plot and the validation figures.
 
@@ -196,6 +221,7 @@ def model_view(card: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]
     estimates.sort(key=lambda e: (-e.value, e.feature))
     return {
         "card": card,
+        "population": population_rows((card.get("data") or {}).get("population") or []),
         "estimates": estimates,
         "forest": forest_svg(estimates) if estimates else None,
         "has_priors": any(e.prior_mean is not None for e in estimates),

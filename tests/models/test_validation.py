@@ -26,6 +26,8 @@ def test_bundled_model_beats_the_checklist_and_flags_held_out_incidents(scheme) 
     # Ranking held-out incidents worse than a plain count of fired factors would be a defect.
     assert result["model_auc"] >= result["checklist_auc"], result
     assert result["incidents_high_or_severe"] >= 0.70, result["incidents_by_band"]
+    # A band a compliance officer can defend flags few ordinary trips.
+    assert result["controls_above_elevated"] <= 0.05, result["controls_by_band"]
     assert sum(result["incidents_by_band"].values()) == result["incidents"]
     assert sum(result["controls_by_band"].values()) == result["controls"]
     above = (result["controls_by_band"]["high"] + result["controls_by_band"]["severe"]) / result["controls"]

@@ -125,14 +125,15 @@ def test_reporting_registry_loads_and_ids_are_unique() -> None:
 def test_every_report_is_well_formed() -> None:
     for entry in _registry():
         assert report_problems(entry) == [], entry["id"]
-        assert entry["url"].startswith("https://"), entry["id"]
+        assert entry["url"].startswith(("https://", "http://")), entry["id"]
         assert entry["excerpts"] and all(e.strip() for e in entry["excerpts"]), entry["id"]
 
 
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("url", "http://example.org/report", "https"),
+        ("url", "ftp://example.org/report", "http(s) address"),
+        ("url", "https://", "http(s) address"),
         ("date", "2019-02-30", "calendar date"),
         ("date", "March 2019", "YYYY"),
         ("excerpts", [], "nonempty list"),

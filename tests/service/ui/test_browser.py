@@ -272,6 +272,9 @@ def test_model_page_draws_the_forest_plot(page: Any, workspace: Workspace, scree
         f"{workspace.base_url}/v1/model", headers={"Authorization": f"Bearer {workspace.keys[Role.analyst]}"}
     ).json()
     assert page.locator("svg.forest g.fp-row").count() == len(model["factors"])
+    population = page.locator("table.population")
+    assert population.locator("tbody tr").count() == len(model["data"]["population"])
+    assert "26 Million Foreigners Visited China in 2010" in population.inner_text()
     no_policy_violations(page)
     shoot(page, screenshots, "08-model")
     page.locator("svg.forest").screenshot(path=str(screenshots / "08b-forest-plot.png"))

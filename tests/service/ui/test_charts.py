@@ -109,6 +109,14 @@ def test_the_model_page_shows_the_bundled_models_priors_and_validation() -> None
     assert view["validation"]["leave_one_event_out"]["model_auc"] == card["metrics"]["roc_auc"]
     svg = str(view["forest"])
     assert svg.count('class="fp-prior"') == len(card["factors"])
+    # The reference population: every figure with its basis, and the reporting behind the sourced ones.
+    rows = {row["name"]: row for row in view["population"]}
+    assert len(rows) == len(card["data"]["population"])
+    assert rows["citizenships"]["basis"] == "reporting"
+    assert "CA 2.6%" in rows["citizenships"]["figure"]
+    assert any("26 Million Foreigners" in e["source_title"] for e in rows["citizenships"]["evidence_items"])
+    assert "8% of the usual volume" in rows["travel volume"]["figure"]
+    assert rows["activism share"]["basis"] == "assumption" and not rows["activism share"]["evidence_items"]
 
 
 def test_the_forest_plot_marks_zero_and_every_row() -> None:
