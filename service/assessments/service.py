@@ -9,7 +9,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -305,7 +305,7 @@ def list_page(
 ) -> tuple[list[Assessment], str | None]:
     """One page of the tenant's assessments, newest first, and the cursor of the next page (or None)."""
     rows: list[Assessment] = []
-    for query in list_queries(session, tenant_id, filters, limit, cursor):
+    for query in list_queries(session, tenant_id, filters, limit, cursor, found=rows):
         rows += session.scalars(query.limit(limit + 1 - len(rows)))
         if len(rows) > limit:
             return rows[:limit], encode_cursor(rows[limit - 1])
@@ -313,10 +313,16 @@ def list_page(
 
 
 def list_queries(
-    session: Session, tenant_id: str, filters: ListFilters, limit: int, cursor: str | None
+    session: Session,
+    tenant_id: str,
+    filters: ListFilters,
+    limit: int,
+    cursor: str | None,
+    found: Sequence[object] = (),
 ) -> Iterator[Select[tuple[Assessment]]]:
     """The queries of one page, to run in turn until `limit` + 1 rows (one more, to know whether another
     page follows) are found: each query's rows all come after the previous query's in the list's order.
+    `found` holds the rows the caller has found so far (it guides how much the next query reads).
 
     The list is read in its order (created_at, id) from an index that starts with the tenant and any
     equality filter, and stops after a page. Two filters are read differently:
@@ -387,9 +393,17 @@ def list_queries(
     if periods is None:
         return
     for part in parts:
-        for first, last in _newest_first(*periods):
+        oldest, last = periods
+        width = 1
+        while last >= oldest:
+            first = max(oldest, last - width + 1)
             ids = trip_window_ids(part, filters.trip_from or dt.date.min, filters.trip_to, (first, last), limit)
             yield page.where(Assessment.id.in_(ids))
+            last = first - 1
+            # Ever wider reads while nothing is found (a window with no match in years of history takes a
+            # handful of queries); once rows are found the page ends within a period or two, so one period at
+            # a time, not to sort periods the page will not need.
+            width = 1 if found else width * 2
 
 
 def _period_range(
@@ -410,17 +424,6 @@ def _period_range(
     if newest is not None:
         last = min(last, created_period(newest))
     return (first, last) if first <= last else None
-
-
-def _newest_first(first: int, last: int) -> Iterator[tuple[int, int]]:
-    """Ranges of periods from `last` back to `first`, each twice as long as the one before: the newest
-    period alone (where an upcoming trip's assessments are), then ever wider, so a window with no match in
-    years of history takes a handful of queries."""
-    width = 1
-    while last >= first:
-        yield max(first, last - width + 1), last
-        last -= width
-        width *= 2
 
 
 def trip_window_ids(
