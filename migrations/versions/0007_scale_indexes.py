@@ -4,7 +4,7 @@ The list's equality filters (traveller, band, status) get indexes that continue 
 (created_at, id), so a page is read in order and the scan stops after a page whatever share of the rows
 match. Trips overlapping a date window are found through `trip_span` (the trip's length class: it lasts
 at most 2**trip_span days), which turns the two-sided overlap test into one bounded range of start dates
-per class, and `created_period` (the 32-day period of creation), which lets the newest periods be read
+per class, and `created_period` (the 8-day period of creation), which lets the newest periods be read
 first and the rest skipped once a page is full: `ix_assessments_tenant_trip_window`. Re-scoring walks
 upcoming trips in (trip_end, id) order, one index range per batch: `ix_assessments_trip_end_id`. The
 review queue's index also holds the band, so a page of the queue is found from the index alone.
@@ -56,7 +56,7 @@ NEW = {
 }
 # The largest class: trips last at most 36,600 days (the largest `TRAVELRISK_TRIP_MAX_DAYS`) < 2**16.
 LARGEST_SPAN = 16
-PERIOD_DAYS = 32
+PERIOD_DAYS = 8
 
 
 def upgrade() -> None:
@@ -71,7 +71,7 @@ def upgrade() -> None:
     classes = " ".join(f"WHEN {days_after_start} < {2**k} THEN {k}" for k in range(LARGEST_SPAN + 1))
     op.execute(f"UPDATE assessments SET trip_span = CASE {classes} ELSE {LARGEST_SPAN} END")
     op.add_column("assessments", sa.Column("created_period", sa.Integer(), nullable=False, server_default="0"))
-    # (days from 1970-01-01 to the creation day, in UTC) // 32, as service.assessments.service.created_period.
+    # (days from 1970-01-01 to the creation day, in UTC) // 8, as service.assessments.service.created_period.
     if bind.dialect.name == "postgresql":
         days = "(CAST(created_at AS date) - DATE '1970-01-01')"
     else:

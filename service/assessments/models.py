@@ -61,7 +61,7 @@ class Assessment(Base):
     trip_end: Mapped[dt.date] = mapped_column(Date)
     # The trip's length class: it lasts at most 2**trip_span days (`service.trip_span`).
     trip_span: Mapped[int] = mapped_column(SmallInteger)
-    # The 32-day period the assessment was created in (`service.created_period`).
+    # The 8-day period the assessment was created in (`service.created_period`).
     created_period: Mapped[int] = mapped_column(Integer)
     # Stored compactly (compressed with a shipped dictionary): see service/compact.py.
     request: Mapped[dict[str, Any]] = mapped_column(CompactJSON())

@@ -32,12 +32,13 @@ def test_trip_span_is_the_length_class() -> None:
         assert days <= 2**span and (span == 0 or days > 2 ** (span - 1))
 
 
-def test_created_period_is_32_days_from_1970_in_utc() -> None:
+def test_created_period_is_8_days_from_1970_in_utc() -> None:
     assert created_period(dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) == 0
-    assert created_period(dt.datetime(1970, 2, 1, 23, 59, tzinfo=dt.UTC)) == 0  # day 31
-    assert created_period(dt.datetime(1970, 2, 2, tzinfo=dt.UTC)) == 1  # day 32
+    assert created_period(dt.datetime(1970, 1, 8, 23, 59, tzinfo=dt.UTC)) == 0  # day 7
+    assert created_period(dt.datetime(1970, 1, 9, tzinfo=dt.UTC)) == 1  # day 8
+    assert created_period(dt.datetime(2026, 11, 30, tzinfo=dt.UTC)) == 20_787 // 8
     # The UTC day counts, not the local one.
-    assert created_period(dt.datetime(1970, 2, 2, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == 0
+    assert created_period(dt.datetime(1970, 1, 9, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == 0
 
 
 def test_a_window_of_a_tenant_without_assessments_is_empty(client: TestClient, make_tenant: Any) -> None:
@@ -69,7 +70,7 @@ def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient
         assert created.status_code == 201, created.text
         body = created.json()
         stored.append({"id": body["id"], "start": first, "end": last, "status": body["status"]})
-    # A history: the trips were assessed 1 to 200 days apart, over many 32-day creation periods (read newest
+    # A history: the trips were assessed 1 to 200 days apart, over many 8-day creation periods (read newest
     # first, a few at a time), in the order they were posted.
     created = dt.datetime(2025, 1, 3, 12, 0, tzinfo=dt.UTC)
     with sessions() as session:
