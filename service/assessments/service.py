@@ -394,16 +394,20 @@ def list_queries(
     if periods is None:
         return
     for part in parts:
+        trip_from = filters.trip_from or dt.date.min
         oldest, last = periods
         width = 1
         while last >= oldest:
             first = max(oldest, last - width + 1)
-            ids = trip_window_ids(part, filters.trip_from or dt.date.min, filters.trip_to, (first, last), limit)
-            yield page.where(Assessment.id.in_(ids))
+            # Ever wider ranges of periods are only looked into (the first match ends the look) while
+            # nothing is found: a window with no match in years of history takes a handful of queries.
+            # A range with matches is read one period at a time, not to sort periods the page does not need.
+            window = _trip_window(part, trip_from, filters.trip_to, (first, last))
+            if first == last or session.execute(window.select().limit(1)).first() is not None:
+                for period in range(last, first - 1, -1):
+                    ids = trip_window_ids(part, trip_from, filters.trip_to, (period, period), limit)
+                    yield page.where(Assessment.id.in_(ids))
             last = first - 1
-            # Ever wider reads while nothing is found (a window with no match in years of history takes a
-            # handful of queries); once rows are found the page ends within a period or two, so one period at
-            # a time, not to sort periods the page will not need.
             width = 1 if found else width * 2
 
 
@@ -440,6 +444,13 @@ def trip_window_ids(
     `ix_assessments_tenant_trip_window`, read from the index alone (it holds the dates, the list's order,
     band and status), then sorted.
     """
+    window = _trip_window(conditions, trip_from, trip_to, periods)
+    return select(window.c.id).order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit + 1)
+
+
+def _trip_window(conditions: list[Any], trip_from: dt.date, trip_to: dt.date, periods: tuple[int, int]) -> Any:
+    """(id, created_at) of the assessments of `trip_window_ids`, unordered: one index range per period and
+    length class."""
     arms = []
     for span in range(LARGEST_TRIP_SPAN + 1):
         earliest_ordinal = trip_from.toordinal() - (2**span - 1)
@@ -455,8 +466,7 @@ def trip_window_ids(
                 Assessment.trip_end >= trip_from,
             )
         )
-    window = union_all(*arms).subquery("trip_window")
-    return select(window.c.id).order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit + 1)
+    return union_all(*arms).subquery("trip_window")
 
 
 def revision_body(session: Session, row: Assessment, revision: int | None = None) -> dict[str, Any] | None:
