@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -80,7 +80,7 @@ def _leg_body(facts: LegFacts, probability: float | None) -> dict[str, Any]:
     }
 
 
-def _factor_body(row: FactorRow, legs: Sequence[LegFacts]) -> dict[str, Any]:
+def _factor_body(row: FactorRow, legs: Sequence[LegFacts], evidence: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "id": row.rule.id,
         "title": row.rule.title,
@@ -90,14 +90,16 @@ def _factor_body(row: FactorRow, legs: Sequence[LegFacts]) -> dict[str, Any]:
         "odds_multiplier": round(math.exp(row.contribution), 6),
         "leg": legs[row.leg_index].leg.country,
         "reason": row.reason,
-        "evidence": [{"source": e.source, "quote": e.quote} for e in row.rule.evidence],
+        "evidence": evidence,
         "derived_from": row.derived_from,
     }
 
 
-@dataclass(frozen=True)
-class FactorRow:
-    """One line of the factor table: what fired, how much it adds, and what it rests on."""
+class FactorRow(NamedTuple):
+    """One line of the factor table: what fired, how much it adds, and what it rests on.
+
+    A named tuple: one is built per fired factor on every assessment, and a tuple builds faster than a
+    frozen dataclass."""
 
     rule: Rule
     value: float
@@ -137,6 +139,11 @@ class Assessor:
         self._boot_int = model.bootstrap_intercepts
         self._tc = model.third_country_index
         self._coef_list = [float(c) for c in model.coefficients]
+        # A factor's evidence (source and verbatim quote) is the same in every response: built once, and
+        # shared by the bodies that cite it, which treat it as read-only.
+        self._evidence = {
+            rule.id: [{"source": e.source, "quote": e.quote} for e in rule.evidence] for rule in rules.rules
+        }
 
     @classmethod
     def load(cls, version: str | None = None, model_directory: Path | None = None) -> Assessor:
@@ -363,7 +370,7 @@ class Assessor:
                 "log_odds": round(_logit(probability), 4),
             },
             "baseline": {"probability": round(baseline, 8)},
-            "factors": [_factor_body(row, assessed) for row in table],
+            "factors": [_factor_body(row, assessed, self._evidence[row.rule.id]) for row in table],
             "legs": [_leg_body(f, leg_probability.get(id(f))) for f in legs],
             "mitigations": list(mitigations),
             "review": {"required": review, "state": "pending" if review else "not_required"},

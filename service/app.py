@@ -18,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from risk_rules.forms import AssessmentRequest
 from service import middleware, problems
+from service.assessments.router import direct_create_route, trip_bounds
 from service.assessments.router import router as assessments_router
-from service.assessments.router import trip_bounds
+from service.assessments.writer import AssessmentWriter
 from service.dated_records.kinds import EMPLOYER_DISPUTES, SITUATIONS
 from service.dated_records.router import router_for
 from service.db import WalCheckpointer, create_db_engine, create_session_factory, is_sqlite, write_lock
@@ -136,9 +137,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         roster_worker.start()
         app.state.roster_worker = roster_worker
+        app.state.assessment_writer.start()
         try:
             yield
         finally:
+            # Requests already submitted are scored, committed and answered before the engine goes.
+            app.state.assessment_writer.stop()
             app.state.roster_worker.stop()
             deliverer.stop()
             rescorer.stop()
@@ -165,6 +169,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = VerifiedKeyCache(settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_failed_auth_per_address)
     app.state.write_lock = write_lock(engine)
+    app.state.assessment_writer = AssessmentWriter(
+        session_factory, scoring, app.state.write_lock, max_batch=settings.assessment_batch_max
+    )
 
     problems.install(app, problem_page=problem_page)
     middleware.install(
@@ -187,6 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    # Matched first: the hot path, served without FastAPI's request handling (see `direct_create_route`).
+    app.router.routes.insert(0, direct_create_route())
     app.mount("/ui/static", StaticFiles(directory=UI_PACKAGE / "static"), name="ui-static")
     # What `Allow` lists on 405 and OPTIONS: every method of every route at a path.
     app.state.route_methods = problems.method_index([*app.routes, *(r for router in routers for r in router.routes)])

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import get_session, run_db_work
 from service.keys import service as keys
@@ -42,8 +42,11 @@ async def authenticate(
     return await principal_for(request, session, bearer_key(request))
 
 
-async def principal_for(request: Request, session: Session, presented: str | None) -> Principal:
-    """The principal of a presented key (cached per worker); 401 when there is none or it is not valid."""
+async def principal_for(request: Request, session: Session | None, presented: str | None) -> Principal:
+    """The principal of a presented key (cached per worker); 401 when there is none or it is not valid.
+
+    With no `session`, one is opened only when the key is not in the cache (and closed after the look-up).
+    """
     if presented is None:
         raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
     limiter: RateLimiter = request.app.state.rate_limiter
@@ -52,7 +55,10 @@ async def principal_for(request: Request, session: Session, presented: str | Non
     cache: keys.VerifiedKeyCache = request.app.state.key_cache
     principal = cache.get(presented)
     if principal is None:
-        principal = await run_db_work(request, keys.verify, session, presented)
+        if session is None:
+            principal = await run_db_work(request, _verify_in_own_session, request.app.state.session_factory, presented)
+        else:
+            principal = await run_db_work(request, keys.verify, session, presented)
         if principal is None:
             limiter.record_failure(address)
             raise Unauthorized("The API key is not valid (unknown, malformed or revoked).")
@@ -62,6 +68,11 @@ async def principal_for(request: Request, session: Session, presented: str | Non
     # Added to the response by the request-context middleware.
     request.state.rate_limit_headers = limiter.hit_key(principal.key_id)
     return principal
+
+
+def _verify_in_own_session(sessions: sessionmaker[Session], presented: str) -> Principal | None:
+    with sessions() as session:
+        return keys.verify(session, presented)
 
 
 def bearer_key(request: Request) -> str | None:

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
         description="How long a SQLite writer waits for another writer's lock before failing.",
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections kept open per worker process (PostgreSQL).")
+    assessment_batch_max: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Most assessments a worker commits in one transaction: the requests that arrive while"
+        " the previous commit runs are scored and committed together, each answered after that commit.",
+    )
     key_cache_seconds: float = Field(
         default=5.0,
         ge=0,
