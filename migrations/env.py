@@ -8,6 +8,7 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from service.compact import CompactJSON
 from service.db import UTCDateTime, create_db_engine, metadata
 from service.settings import get_settings
 
@@ -55,6 +56,8 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     # Migrations must not import service code: a UTC timestamp is a plain DateTime in the schema.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime()"
+    if type_ == "type" and isinstance(obj, CompactJSON):
+        return "sa.LargeBinary()"
     return False
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.compact import CompactJSON
 from service.db import Base, UTCDateTime
 
 
@@ -21,15 +22,33 @@ class Assessment(Base):
         UniqueConstraint("tenant_id", "idempotency_key"),
         # The list endpoint always filters by tenant and pages by (created_at, id), newest first.
         Index("ix_assessments_tenant_created", "tenant_id", "created_at", "id"),
-        Index("ix_assessments_tenant_traveler", "tenant_id", "traveler_reference"),
-        Index("ix_assessments_tenant_band", "tenant_id", "band"),
-        Index("ix_assessments_tenant_status", "tenant_id", "status"),
-        Index("ix_assessments_tenant_trip", "tenant_id", "trip_start", "trip_end"),
-        Index("ix_assessments_tenant_changed", "tenant_id", "changed_at"),
-        # Re-scoring looks for trips that have not ended yet.
-        Index("ix_assessments_trip_end", "trip_end"),
+        # Equality filters with the list's order behind them: a page is read in order, whatever the share
+        # of matching rows (a million stored assessments: see benchmarks/scale/README.md).
+        Index("ix_assessments_tenant_traveler_created", "tenant_id", "traveler_reference", "created_at", "id"),
+        Index("ix_assessments_tenant_band_created", "tenant_id", "band", "created_at", "id"),
+        Index("ix_assessments_tenant_status_created", "tenant_id", "status", "created_at", "id"),
+        # Trips overlapping a date window: per creation period, one range of start dates per length class,
+        # read from the index alone (with the band and status filters and the list's order); see
+        # `service.trip_window_ids`.
+        Index(
+            "ix_assessments_tenant_trip_window",
+            "tenant_id",
+            "created_period",
+            "trip_span",
+            "trip_start",
+            "trip_end",
+            "created_at",
+            "id",
+            "band",
+            "status",
+        ),
+        # Assessments re-scored since a time, with their place in the list's order (`changed_since`).
+        Index("ix_assessments_tenant_changed_created", "tenant_id", "changed_at", "created_at", "id"),
+        # Re-scoring walks trips that have not ended yet in (trip_end, id) order, a batch at a time.
+        Index("ix_assessments_trip_end_id", "trip_end", "id"),
         # The review queue: a tenant's assessments in a review state, earliest departure first.
-        Index("ix_assessments_tenant_review", "tenant_id", "review_state", "trip_start", "id"),
+        # (The band, so that a band's queue is also read from the index alone.)
+        Index("ix_assessments_tenant_review_queue", "tenant_id", "review_state", "trip_start", "id", "band"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -40,8 +59,13 @@ class Assessment(Base):
     probability: Mapped[float | None] = mapped_column(Float)
     trip_start: Mapped[dt.date] = mapped_column(Date)
     trip_end: Mapped[dt.date] = mapped_column(Date)
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The trip's length class: it lasts at most 2**trip_span days (`service.trip_span`).
+    trip_span: Mapped[int] = mapped_column(SmallInteger)
+    # The 8-day period the assessment was created in (`service.created_period`).
+    created_period: Mapped[int] = mapped_column(Integer)
+    # Stored compactly (compressed with a shipped dictionary): see service/compact.py.
+    request: Mapped[dict[str, Any]] = mapped_column(CompactJSON())
+    response: Mapped[dict[str, Any]] = mapped_column(CompactJSON())
     model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"), index=True)
     rules_version: Mapped[str] = mapped_column(String(100))
     reference_data_version: Mapped[str] = mapped_column(String(100))

@@ -9,16 +9,18 @@ import hashlib
 import os
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select, union_all
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.orm import Session, load_only
 
 from risk_rules.forms import AssessmentRequest
 from risk_rules.values import to_utc
+from service import compact
 from service.assessments.models import Assessment
 from service.db import utcnow
 from service.webhooks import service as webhooks
@@ -55,6 +57,23 @@ def destinations_of(request: AssessmentRequest) -> list[str]:
     return list(dict.fromkeys(leg.country for leg in request.trip.legs))
 
 
+def trip_span(start: dt.date, end: dt.date) -> int:
+    """The trip's length class: the smallest k such that the trip lasts at most 2**k days (1 day: 0)."""
+    return max((end - start).days, 0).bit_length()
+
+
+# The largest class a stored trip can have: trips last at most 36,600 days (TRAVELRISK_TRIP_MAX_DAYS).
+LARGEST_TRIP_SPAN = 16
+PERIOD_DAYS = 8
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def created_period(created_at: dt.datetime) -> int:
+    """The 8-day period an instant falls in: days from 1970-01-01 to its UTC day, divided by 8 (short
+    enough that a period of a busy tenant holds some 20,000 assessments)."""
+    return (created_at.astimezone(dt.UTC).date() - _EPOCH).days // PERIOD_DAYS
+
+
 def new_assessment(
     *,
     tenant_id: str,
@@ -87,6 +106,7 @@ def new_assessment(
         "probability": score["probability"] if score else None,
         "trip_start": request.trip.start,
         "trip_end": request.trip.end,
+        "trip_span": trip_span(request.trip.start, request.trip.end),
         "request": document,
         "response": response,
         "model_version": versions["model"],
@@ -95,6 +115,7 @@ def new_assessment(
         "idempotency_key": idempotency_key,
         "request_hash": body_hash,
         "created_at": created_at,
+        "created_period": created_period(created_at),
         "current_revision": 1,
         "changed_at": created_at,
         "requested_by_key": requested_by_key,
@@ -174,20 +195,34 @@ def trip_bound_errors(request: AssessmentRequest, bounds: TripBounds) -> list[di
 _INSERT = sql_insert(Assessment.__table__)
 
 
+def stored_row(values: dict[str, Any]) -> dict[str, Any]:
+    """The row stored for `values` (of `new_assessment`): the same, with the request and response packed
+    (compressed with the shipped dictionary, see service/compact.py).
+
+    Every insert goes through here. A row already packed is returned as it is, so a caller may pack ahead
+    (outside a write lock, say) and hand the result to `insert` or `insert_many`.
+    """
+    if isinstance(values["response"], bytes):
+        return values
+    return {**values, "request": compact.pack(values["request"]), "response": compact.pack(values["response"])}
+
+
 def insert(session: Session, values: dict[str, Any]) -> None:
-    """Add one assessment to the session's transaction (a single INSERT; the caller commits), with its
-    `assessment.created` webhook event in the same transaction."""
+    """Add one assessment (values of `new_assessment`, or its `stored_row`) to the session's transaction
+    (a single INSERT; the caller commits), with its `assessment.created` webhook event in the same
+    transaction."""
     # A Core insert on the session's connection (same transaction): the row is written once and never
     # loaded back, so the ORM's unit of work would only add cost.
-    session.connection().execute(_INSERT, values)
+    session.connection().execute(_INSERT, stored_row(values))
     webhooks.emit(session, values["tenant_id"], "assessment.created", webhooks.assessment_data(values))
 
 
 def insert_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Add many assessments (values of `new_assessment`) to the session's transaction in one statement;
-    the rows are those `insert` writes, one per trip, each with its `assessment.created` event."""
+    """Add many assessments (values of `new_assessment`, or their `stored_row`) to the session's
+    transaction in one statement; the rows are those `insert` writes, one per trip, each with its
+    `assessment.created` event."""
     if rows:
-        session.connection().execute(_INSERT, rows)
+        session.connection().execute(_INSERT, [stored_row(r) for r in rows])
         webhooks.emit_all(
             session,
             [webhooks.PendingEvent(r["tenant_id"], "assessment.created", webhooks.assessment_data(r)) for r in rows],
@@ -270,42 +305,168 @@ def list_page(
     session: Session, tenant_id: str, filters: ListFilters, limit: int, cursor: str | None
 ) -> tuple[list[Assessment], str | None]:
     """One page of the tenant's assessments, newest first, and the cursor of the next page (or None)."""
-    query = (
-        select(Assessment)
-        .options(load_only(*_SUMMARY_COLUMNS))
-        .where(Assessment.tenant_id == tenant_id)
-        .order_by(Assessment.created_at.desc(), Assessment.id.desc())
-        .limit(limit + 1)
-    )
+    rows: list[Assessment] = []
+    for query in list_queries(session, tenant_id, filters, limit, cursor, found=rows):
+        rows += session.scalars(query.limit(limit + 1 - len(rows)))
+        if len(rows) > limit:
+            return rows[:limit], encode_cursor(rows[limit - 1])
+    return rows, None
+
+
+def list_queries(
+    session: Session,
+    tenant_id: str,
+    filters: ListFilters,
+    limit: int,
+    cursor: str | None,
+    found: Sequence[object] = (),
+) -> Iterator[Select[tuple[Assessment]]]:
+    """The queries of one page, to run in turn until `limit` + 1 rows (one more, to know whether another
+    page follows) are found: each query's rows all come after the previous query's in the list's order.
+    `found` holds the rows the caller has found so far (it guides how much the next query reads).
+
+    The list is read in its order (created_at, id) from an index that starts with the tenant and any
+    equality filter, and stops after a page. Two filters are read differently:
+
+    - `changed_since`: an assessment created after that time has changed since, so those come first, read
+      in order; only when they do not fill the page (a poll: few changes) are the older assessments
+      re-scored since then read, from the `changed_at` index (not by passing the whole history in order).
+    - A window of trip dates (`trip_to`, with or without `trip_from`): the trips overlapping a window months
+      ago were created long before today, so reading newest first would pass every assessment created
+      since; they are found from their dates instead, newest creation periods first (`trip_window_ids`).
+    """
+    conditions = [Assessment.tenant_id == tenant_id]
     if filters.traveler_reference is not None:
-        query = query.where(Assessment.traveler_reference == filters.traveler_reference)
+        conditions.append(Assessment.traveler_reference == filters.traveler_reference)
     if filters.band is not None:
-        query = query.where(Assessment.band == filters.band)
+        conditions.append(Assessment.band == filters.band)
     if filters.status is not None:
-        query = query.where(Assessment.status == filters.status)
-    # Trip dates select trips that overlap [trip_from, trip_to].
-    if filters.trip_from is not None:
-        query = query.where(Assessment.trip_end >= filters.trip_from)
-    if filters.trip_to is not None:
-        query = query.where(Assessment.trip_start <= filters.trip_to)
+        conditions.append(Assessment.status == filters.status)
     if filters.created_from is not None:
-        query = query.where(Assessment.created_at >= filters.created_from)
+        conditions.append(Assessment.created_at >= filters.created_from)
     if filters.created_to is not None:
-        query = query.where(Assessment.created_at <= filters.created_to)
+        conditions.append(Assessment.created_at <= filters.created_to)
     if filters.changed_since is not None:
-        query = query.where(Assessment.changed_at > filters.changed_since)
+        conditions.append(Assessment.changed_at > filters.changed_since)
+    newest: dt.datetime | None = filters.created_to
     if cursor is not None:
         created, last_id = decode_cursor(cursor)
-        query = query.where(
+        newest = created if newest is None else min(newest, created)
+        conditions.append(
             or_(
                 Assessment.created_at < created,
                 and_(Assessment.created_at == created, Assessment.id < last_id),
             )
         )
-    rows = list(session.scalars(query))
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1])
-    return rows, None
+    # Trip dates select trips that overlap [trip_from, trip_to]. With `trip_to`, they are read by their dates
+    # (trips that had started by a day months ago were created long before), except for a traveller, whose
+    # few assessments their index finds faster. `trip_from` alone is read in the list's order: the trips
+    # still running on a day are mostly among the latest created.
+    by_window = filters.trip_to is not None and filters.traveler_reference is None
+    if not by_window:
+        if filters.trip_from is not None:
+            conditions.append(Assessment.trip_end >= filters.trip_from)
+        if filters.trip_to is not None:
+            conditions.append(Assessment.trip_start <= filters.trip_to)
+    parts = [conditions]
+    if filters.changed_since is not None:
+        parts = [
+            [*conditions, Assessment.created_at > filters.changed_since],
+            [*conditions, Assessment.created_at <= filters.changed_since],
+        ]
+    page = (
+        select(Assessment)
+        .options(load_only(*_SUMMARY_COLUMNS))
+        .order_by(Assessment.created_at.desc(), Assessment.id.desc())
+        .limit(limit + 1)
+    )
+    if not by_window:
+        yield page.where(*parts[0])
+        if len(parts) > 1:
+            # SQLite's planner, without the distribution of `changed_at`, would rather read the list's order
+            # than sort a range: reading the whole history when few assessments changed.
+            yield page.where(*parts[1]).with_hint(
+                Assessment, "INDEXED BY ix_assessments_tenant_changed_created", "sqlite"
+            )
+        return
+    assert filters.trip_to is not None  # for the type checker
+    periods = _period_range(session, tenant_id, filters.created_from, newest)
+    if periods is None:
+        return
+    for part in parts:
+        trip_from = filters.trip_from or dt.date.min
+        oldest, last = periods
+        width = 1
+        while last >= oldest:
+            first = max(oldest, last - width + 1)
+            # Ever wider ranges of periods are only looked into (the first match ends the look) while
+            # nothing is found: a window with no match in years of history takes a handful of queries.
+            # A range with matches is read one period at a time, not to sort periods the page does not need.
+            window = _trip_window(part, trip_from, filters.trip_to, (first, last))
+            if first == last or session.execute(window.select().limit(1)).first() is not None:
+                for period in range(last, first - 1, -1):
+                    ids = trip_window_ids(part, trip_from, filters.trip_to, (period, period), limit)
+                    yield page.where(Assessment.id.in_(ids))
+            last = first - 1
+            width = 1 if found else width * 2
+
+
+def _period_range(
+    session: Session, tenant_id: str, oldest: dt.datetime | None, newest: dt.datetime | None
+) -> tuple[int, int] | None:
+    """The first and last creation periods of the tenant's assessments (within the bounds), or None."""
+    period = Assessment.created_period
+    first, last = session.execute(
+        select(
+            select(func.min(period)).where(Assessment.tenant_id == tenant_id).scalar_subquery(),
+            select(func.max(period)).where(Assessment.tenant_id == tenant_id).scalar_subquery(),
+        )
+    ).one()
+    if first is None or last is None:
+        return None
+    if oldest is not None:
+        first = max(first, created_period(oldest))
+    if newest is not None:
+        last = min(last, created_period(newest))
+    return (first, last) if first <= last else None
+
+
+def trip_window_ids(
+    conditions: list[Any], trip_from: dt.date, trip_to: dt.date, periods: tuple[int, int], limit: int
+) -> Select[Any]:
+    """The ids of the first `limit` + 1 assessments, newest first, created in the creation periods
+    `periods` (first, last) and meeting `conditions`, whose trips overlap [trip_from, trip_to].
+
+    A trip overlaps the window when it ends on or after `trip_from` and starts on or before `trip_to`:
+    neither bound alone narrows a window in the middle of the stored history much. A trip of length class
+    k (`trip_span`) lasts at most 2**k days, so it also starts on or after `trip_from` - (2**k - 1): per
+    creation period and class, the overlapping trips are one range of start dates in
+    `ix_assessments_tenant_trip_window`, read from the index alone (it holds the dates, the list's order,
+    band and status), then sorted.
+    """
+    window = _trip_window(conditions, trip_from, trip_to, periods)
+    return select(window.c.id).order_by(window.c.created_at.desc(), window.c.id.desc()).limit(limit + 1)
+
+
+def _trip_window(conditions: list[Any], trip_from: dt.date, trip_to: dt.date, periods: tuple[int, int]) -> Any:
+    """(id, created_at) of the assessments of `trip_window_ids`, unordered: one index range per period and
+    length class."""
+    arms = []
+    for span in range(LARGEST_TRIP_SPAN + 1):
+        earliest_ordinal = trip_from.toordinal() - (2**span - 1)
+        earliest_start = dt.date.fromordinal(earliest_ordinal) if earliest_ordinal >= 1 else dt.date.min
+        arms.append(
+            select(Assessment.id, Assessment.created_at).where(
+                *conditions,
+                # Each period by itself (IN, not BETWEEN): equal to one, the index continues with the class.
+                Assessment.created_period.in_(range(periods[0], periods[1] + 1)),
+                Assessment.trip_span == span,
+                Assessment.trip_start >= earliest_start,
+                Assessment.trip_start <= trip_to,
+                Assessment.trip_end >= trip_from,
+            )
+        )
+    return union_all(*arms).subquery("trip_window")
 
 
 def revision_body(session: Session, row: Assessment, revision: int | None = None) -> dict[str, Any] | None:

@@ -507,7 +507,8 @@ class RosterWorker(LeasedWorker):
                 idempotency_key=None,
                 body_hash=assessments.request_hash(document),
             )
-            new_rows.append(values)
+            # Packed here, outside the write transaction and its lock.
+            new_rows.append(assessments.stored_row(values))
             score = body["score"]
             counts[score["band"] if score else "out_of_scope"] += 1
             items.append(
