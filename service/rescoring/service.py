@@ -267,12 +267,19 @@ class Rescorer(LeasedWorker):
                     batch_examined = batch.examined if n == len(groups) - 1 else 0
                     self._give_way()  # the write lock is taken between requests, not while they wait for it
                     with write_transaction(self._sessions, self._write_lock) as session:
+                        # Renewed first: a worker that lost its lease raises here and writes nothing, and on
+                        # SQLite the update takes the database's write lock before the rows are read, so
+                        # another process cannot move them between this read and this write.
+                        renewed = _renew(session, job_id, lease, examined=examined + batch_examined)
                         written = _apply(session, job_id, group, batch.policies)
-                        # In the same transaction, before its commit: a worker that lost its lease raises
-                        # here, and nothing of the group is committed.
-                        lease = _renew(
-                            session, job_id, lease, examined=examined + batch_examined, rescored=rescored + written
-                        )
+                        if written:
+                            session.execute(
+                                update(RescoringJob)
+                                .where(RescoringJob.id == job_id)
+                                .values(rescored=rescored + written)
+                                .execution_options(synchronize_session=False)
+                            )
+                    lease = renewed
                     rescored += written
             except _PolicyChanged:
                 continue  # rolled back (the lease too): the batch again, judged under the policy in force
