@@ -104,6 +104,7 @@ def create_db_engine(settings: Settings, url: str | None = None) -> Engine:
         engine = create_engine(
             database_url,
             json_serializer=_json_serializer,
+            json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_ms / 1000},
             # A SQLite connection is only a file handle: allow one per thread-pool thread.
             pool_size=settings.db_pool_size,
@@ -115,6 +116,7 @@ def create_db_engine(settings: Settings, url: str | None = None) -> Engine:
     return create_engine(
         database_url,
         json_serializer=_json_serializer,
+        json_deserializer=orjson.loads,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,

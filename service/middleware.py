@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from risk_rules.values import control_character
+from service.activity import REQUESTS
 from service.problems import ContentTooLarge, invalid_detail, problem_response
 
 log = logging.getLogger("travelrisk.access")
@@ -72,9 +73,12 @@ class RequestContextMiddleware:
                 message["headers"] = response_headers(scope, list(message.get("headers", [])))
             await send(message)
 
+        # Counted while in flight: background work gives way to requests being served.
+        REQUESTS.enter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            REQUESTS.leave()
             route = scope.get("route")
             log.info(
                 "request",

@@ -34,8 +34,8 @@ from risk_rules.forms import AssessmentRequest
 from service.assessments import service as assessments
 from service.bodies import parse_json
 from service.db import utcnow
+from service.leases import LeasedWorker, claim_row, write_transaction
 from service.problems import Problem, field_errors
-from service.rescoring.service import write_transaction
 from service.rosters import csv_format
 from service.rosters.models import Roster, RosterItem
 
@@ -282,7 +282,7 @@ class LeaseLost(RuntimeError):
     """Another worker took the roster over (this one's lease ran out), or it is already finished."""
 
 
-class RosterWorker:
+class RosterWorker(LeasedWorker):
     """A worker process's roster thread: claims rosters with a lease and works through them in chunks."""
 
     def __init__(
@@ -295,6 +295,7 @@ class RosterWorker:
         on_progress: Callable[[str, int, int], None] | None = None,
         trip_bounds: Callable[[], assessments.TripBounds] | None = None,
     ) -> None:
+        super().__init__("rosters", _WAKE, poll_seconds, log)
         self._on_progress = on_progress
         # The deployment's bounds on trip dates and length, as POST /v1/assessments applies them.
         self._trip_bounds = trip_bounds
@@ -302,12 +303,6 @@ class RosterWorker:
         self._scoring = scoring
         self._write_lock = write_lock
         self._chunk = chunk_size
-        self._poll = poll_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rosters", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def _bound_errors(self, roster_format: str, request: AssessmentRequest) -> list[dict[str, str]]:
         if self._trip_bounds is None:
@@ -321,21 +316,9 @@ class RosterWorker:
             errors.append(entry)
         return errors
 
-    def stop(self) -> None:
-        self._stop.set()
-        _WAKE.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # noqa: BLE001 - the roster's lease runs out and it is claimed again
-                log.exception("roster claim failed")
-                worked = False
-            if not worked:
-                _WAKE.wait(self._poll)
-                _WAKE.clear()
+    def failed(self, exc: Exception) -> None:
+        # The roster's lease runs out and it is claimed again.
+        log.exception("roster claim failed")
 
     def run_once(self, roster_id: str | None = None) -> bool:
         """Claim one roster (this one, if given) and work on it until it is done (or the worker stops); False
@@ -368,14 +351,10 @@ class RosterWorker:
             if candidate is None:
                 return None
             token = uuid.uuid4().hex
-            # A conditional update: of two workers racing for one roster, only one changes the row.
-            claimed = session.execute(
-                update(Roster)
-                .where(Roster.id == candidate, claimable)
-                .values(claim_token=token, claimed_at=now, state="running")
-                .execution_options(synchronize_session=False)
+            claimed = claim_row(
+                session, Roster, candidate, claimable, claim_token=token, claimed_at=now, state="running"
             )
-            return (candidate, token) if claimed.rowcount == 1 else None
+            return (candidate, token) if claimed else None
 
     def _release(
         self, roster_id: str, token: str, *, failed: str | None = None, retry_after: dt.timedelta | None = None
@@ -405,7 +384,7 @@ class RosterWorker:
             counts, invalid = dict(roster.counts), roster.invalid
             rows = read_rows(roster_format, roster.payload)
         while done < total:
-            if self._stop.is_set():
+            if self.stopping:
                 # Shutting down: the next process (or another worker) resumes after the last chunk.
                 self._release(roster_id, token)
                 return

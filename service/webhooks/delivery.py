@@ -14,18 +14,17 @@ import datetime as dt
 import logging
 import random
 import secrets
-import threading
 import time
 from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import utcnow
-from service.rescoring.service import write_transaction
+from service.leases import LeasedWorker, claim_row, write_transaction
 from service.settings import Settings
 from service.webhooks import service
 from service.webhooks.addresses import AddressRefused, resolve
@@ -110,7 +109,7 @@ def post_event(
     raise last_error
 
 
-class Deliverer:
+class Deliverer(LeasedWorker):
     """A worker process's webhook delivery thread."""
 
     def __init__(
@@ -119,6 +118,13 @@ class Deliverer:
         write_lock: AbstractContextManager[Any],
         settings: Settings,
     ) -> None:
+        super().__init__(
+            "webhook-deliverer",
+            service.WAKE,
+            settings.webhooks_poll_seconds,
+            log,
+            join_seconds=settings.webhooks_timeout_seconds + 10,
+        )
         self._sessions = session_factory
         self._write_lock = write_lock
         self._settings = settings
@@ -133,31 +139,15 @@ class Deliverer:
             trust_env=False,
             headers={"User-Agent": USER_AGENT},
         )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhook-deliverer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        service.WAKE.set()
-        self._thread.join(timeout=self._settings.webhooks_timeout_seconds + 10)
+        super().stop()
         self._client.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception as exc:  # noqa: BLE001 - the claim lapses and the delivery is attempted again
-                # Without the message, which may quote SQL parameters (and so traveller data).
-                log.error(
-                    "webhook delivery failed; it will be attempted again", extra={"error_type": type(exc).__name__}
-                )
-                worked = False
-            if not worked:
-                service.WAKE.wait(self._settings.webhooks_poll_seconds)
-                service.WAKE.clear()
+    def failed(self, exc: Exception) -> None:
+        # The claim lapses and the delivery is attempted again. Logged without the message, which may quote
+        # SQL parameters (and so traveller data).
+        log.error("webhook delivery failed; it will be attempted again", extra={"error_type": type(exc).__name__})
 
     def run_once(self) -> bool:
         """Claim, send and record one due delivery; False when none was due."""
@@ -191,13 +181,9 @@ class Deliverer:
             return None
         token = secrets.token_hex(16)
         with write_transaction(self._sessions, self._write_lock) as session:
-            # A conditional update: of two workers racing for one delivery, only one changes the row.
-            claimed = session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == candidate, self._claimable(now))
-                .values(claimed_at=now, claim_token=token)
-            )
-            if claimed.rowcount != 1:
+            if not claim_row(
+                session, WebhookDelivery, candidate, self._claimable(now), claimed_at=now, claim_token=token
+            ):
                 return None
             delivery = session.get_one(WebhookDelivery, candidate)
             endpoint = session.get_one(WebhookEndpoint, delivery.endpoint_id)

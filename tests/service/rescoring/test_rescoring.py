@@ -221,3 +221,160 @@ def test_acceptance_through_the_api(client: TestClient, tenant: Any, sessions: A
         assert client.get(f"/v1/assessments/{untouched['id']}", headers=headers).json()["revision"] == 1
     moved = client.get("/v1/assessments", params={"changed_since": polled_at.isoformat()}, headers=headers).json()
     assert [item["id"] for item in moved["items"]] == [upcoming["id"]]
+
+
+def varied_trips(home: str) -> list[dict[str, Any]]:
+    """Trips of travellers of `home` unlike each other: one or several legs, an employer or none, dual
+    citizens, Hong Kong and Macao, long and short."""
+    trips = []
+    for n in range(7):
+        start = FUTURE + dt.timedelta(days=3 * n)
+        body = trip_body(home, start, days=5 + 4 * n, employer="Accra Exports" if n % 2 else None)
+        if n % 3 == 1:
+            body["traveler"]["citizenships"].append("CA")
+        if n % 3 == 2:
+            leg = {"country": ("HK", "MO")[n % 2], "arrive": (start + dt.timedelta(days=5 + 4 * n)).isoformat()}
+            body["trip"]["legs"].append({**leg, "depart": (start + dt.timedelta(days=9 + 4 * n)).isoformat()})
+        trips.append(body)
+    return trips
+
+
+def test_batched_rescoring_gives_what_scoring_each_trip_alone_gives(
+    client: TestClient, tenant: Any, sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several batches (of five, written two revisions per transaction), each revision exactly the body POST
+    would give the trip now, with its reason, and its webhook event and review move written with it."""
+    from risk_rules.forms import AssessmentRequest
+    from service.assessments.models import Assessment
+    from service.policy import service as policies
+    from service.rescoring import service as rescoring
+    from service.reviews.models import ReviewEvent
+    from service.reviews.states import State, after_rescore
+    from service.webhooks.models import WebhookEvent
+    from tests.service.webhooks.conftest import Receiver, register
+
+    monkeypatch.setattr(rescoring, "BATCH", 5)
+    monkeypatch.setattr(rescoring, "WRITE_SLICE", 2)
+    receiver = Receiver().start()
+    try:
+        register(client, tenant, receiver.url, ["assessment.rescored"])
+        created = [create(client, tenant, body) for body in varied_trips("GH")]
+        situation_id = record_situation(sessions, "GH", dt.date(2019, 1, 1))
+        wait_for_jobs(sessions)
+        # Every revision's event reaches the tenant's endpoint.
+        deadline = time.monotonic() + 30
+        while len(receiver.answered) < len(created) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(set(receiver.answered)) == len(created)
+    finally:
+        receiver.stop()
+
+    scoring = client.app.state.scoring
+    assessor = scoring.assessor()
+    with sessions() as session:
+        reference = scoring.reference(session)
+        job = session.scalars(select(RescoringJob).order_by(RescoringJob.id.desc()).limit(1)).one()
+        assert job.examined >= len(created) and job.rescored >= len(created)
+        for original in created:
+            row = session.get_one(Assessment, original["id"])
+            policy = policies.current(session, row.tenant_id)
+            alone = policies.judge(
+                assessor.assess_body(AssessmentRequest.model_validate(row.request), reference),
+                policy,
+                assessor.model.bands,
+            )
+            [revision] = session.scalars(
+                select(AssessmentRevision).where(AssessmentRevision.assessment_id == row.id)
+            ).all()
+            assert revision.revision == row.current_revision == 2
+            assert revision.job_id == job.id and revision.reason == job.reason and situation_id in job.reason
+            stored = dict(revision.response)
+            assert stored.pop("id") == row.id and stored.pop("created_at") == original["created_at"]
+            assert stored.pop("revision") == 2 and stored.pop("revision_reason") == job.reason
+            stored.pop("revised_at")
+            assert stored == alone
+            assert row.band == (alone["score"]["band"] if alone["score"] else None)
+            # The revision's event was committed with it.
+            events = session.scalars(
+                select(WebhookEvent).where(
+                    WebhookEvent.tenant_id == row.tenant_id, WebhookEvent.type == "assessment.rescored"
+                )
+            ).all()
+            assert [e.payload["data"]["revision"] for e in events if e.payload["data"]["assessment_id"] == row.id] == [
+                2
+            ]
+            # The review moved as the review rules say, in the same transaction.
+            expected = after_rescore(
+                State(original["review"]["state"]),
+                original["score"]["band"],
+                row.band,
+                policy.requires_review(row.band),
+                job.reason,
+            )
+            assert row.review_state == expected.state.value
+            moved = session.scalars(select(ReviewEvent).where(ReviewEvent.assessment_id == row.id)).all()
+            assert [event.revision for event in moved] == ([2] if expected.note else [])
+
+    headers = tenant.auth("reviewer")
+    for original in created:
+        served = client.get(f"/v1/assessments/{original['id']}", headers=headers).json()
+        assert served["revision"] == 2 and served["revision_reason"].startswith(f"situation {situation_id} added")
+
+
+def test_a_worker_whose_lease_was_taken_over_writes_nothing(
+    client: TestClient, tenant: Any, sessions: Any, no_running_rescorer: Any
+) -> None:
+    from service.rescoring.service import LEASE, LeaseLost
+
+    upcoming = create(client, tenant, trip_body("BO", FUTURE))
+    record_situation(sessions, "BO", dt.date(2019, 1, 1))
+    app = client.app
+    rescorer = Rescorer(app.state.session_factory, app.state.scoring, app.state.write_lock)
+    lease = utcnow()
+    with sessions() as session:
+        job = session.scalars(select(RescoringJob).where(RescoringJob.finished_at.is_(None))).one()
+        job_id = job.id
+        # Another worker claimed the job after this one's lease ran out.
+        job.claimed_at = lease + dt.timedelta(seconds=1)
+        session.commit()
+    with pytest.raises(LeaseLost):
+        rescorer._process(job_id, lease)
+    with sessions() as session:
+        assert session.get_one(RescoringJob, job_id).finished_at is None
+        assert not session.scalars(select(AssessmentRevision).where(AssessmentRevision.job_id == job_id)).all()
+        # The worker that holds the lease finishes it.
+        session.get_one(RescoringJob, job_id).claimed_at = lease - LEASE - dt.timedelta(seconds=1)
+        session.commit()
+    assert rescorer.run_once()
+    with sessions() as session:
+        assert session.get_one(RescoringJob, job_id).finished_at is not None
+        revisions = session.scalars(select(AssessmentRevision).where(AssessmentRevision.job_id == job_id)).all()
+        assert [r.assessment_id for r in revisions] == [upcoming["id"]]
+
+
+def test_a_policy_changed_while_a_batch_was_scored_judges_it_again(
+    client: TestClient, tenant: Any, sessions: Any, no_running_rescorer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.service.review_helpers import put_policy
+
+    put_policy(client, tenant, review_bands=["severe"])
+    upcoming = create(client, tenant, trip_body("EC", FUTURE))
+    record_situation(sessions, "EC", dt.date(2019, 1, 1))
+    app = client.app
+    rescorer = Rescorer(app.state.session_factory, app.state.scoring, app.state.write_lock)
+    read_and_score = rescorer._read_and_score
+    changed: list[int] = []
+
+    def then_change_the_policy(job_id: int, after: Any) -> Any:
+        batch = read_and_score(job_id, after)
+        if batch is not None and batch.scored and not changed:
+            # An admin changes the policy after the batch was judged and before it is written.
+            changed.append(put_policy(client, tenant, review_bands=["low", "elevated", "high", "severe"])["version"])
+        return batch
+
+    monkeypatch.setattr(rescorer, "_read_and_score", then_change_the_policy)
+    assert rescorer.run_once()
+    latest = client.get(f"/v1/assessments/{upcoming['id']}", headers=tenant.auth("reviewer")).json()
+    assert latest["revision"] == 2
+    assert latest["review"]["policy_version"] == changed[0]
+    assert latest["review"]["required"] is True and latest["review"]["state"] == "pending"
