@@ -142,7 +142,7 @@ class Load:
     def __init__(self, base: str, key: str, body: bytes, rate: float, clients: int) -> None:
         self.base, self.key, self.body, self.rate, self.clients = base, key, body, rate, clients
         self.phase = "quiet"
-        self.latencies: dict[str, list[float]] = {"warm-up": [], "quiet": [], "re-scoring": []}
+        self.latencies: dict[str, list[float]] = {"warm-up": [], "quiet": [], "re-scoring": [], "after": []}
         self.errors = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
