@@ -35,6 +35,7 @@ from service.assessments import service as assessments
 from service.bodies import parse_json
 from service.db import utcnow
 from service.leases import LeasedWorker, claim_row, write_transaction
+from service.policy import service as policies
 from service.problems import Problem, field_errors
 from service.rosters import csv_format
 from service.rosters.models import Roster, RosterItem
@@ -495,9 +496,12 @@ class RosterWorker(LeasedWorker):
         assessor = self._scoring.assessor()
         with self._sessions() as session:
             reference_data = self._scoring.reference(session)
+            # Judged under the tenant's policy, as a single POST is: its thresholds and review bands.
+            policy = policies.current(session, tenant_id)
         bodies = assessor.assess_bodies([request for _, request in requests], reference_data)
         new_rows = []
         for (position, request), body in zip(requests, bodies, strict=True):
+            policies.judge(body, policy, assessor.model.bands)
             document = assessments.request_document(request)
             values = assessments.new_assessment(
                 tenant_id=tenant_id,

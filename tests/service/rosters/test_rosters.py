@@ -19,6 +19,7 @@ from service.db import create_db_engine, create_session_factory
 from service.rosters import csv_format
 from service.rosters.models import RosterItem
 from service.tenants.models import Tenant as TenantRow
+from tests.service.review_helpers import put_policy
 
 
 @pytest.fixture(scope="module")
@@ -263,3 +264,20 @@ def test_a_roster_over_its_own_limit_is_refused(settings: Any, make_tenant: Any)
         assert (
             limited.post("/v1/rosters", content=body[:2000], headers=headers).status_code == 400
         )  # cut JSON: malformed, as on every route
+
+
+def test_roster_trips_are_judged_under_the_tenants_policy(client: TestClient, make_tenant: Any) -> None:
+    """A tenant that reviews every band above `low` gets the same review from a roster as from a POST."""
+    tenant = make_tenant()
+    policy = put_policy(client, tenant, review_bands=["elevated", "high", "severe"])
+    headers = tenant.auth("requester")
+    response = client.post("/v1/rosters", json=[REQUEST_EXAMPLE], headers=headers)
+    assert response.status_code == 202, response.text
+    assert wait_done(client, headers, response.headers["location"])["state"] == "done"
+    (line,) = results(client, headers, response.json()["id"])
+    stored = client.get(f"/v1/assessments/{line['assessment_id']}", headers=headers).json()
+    direct = client.post("/v1/assessments", json=REQUEST_EXAMPLE, headers=headers).json()
+    assert stored["score"]["band"] in ("elevated", "high", "severe")
+    assert stored["review"]["policy_version"] == direct["review"]["policy_version"] == policy["version"] == 1
+    assert stored["review"]["required"] is direct["review"]["required"] is True
+    assert stored["review"]["state"] == direct["review"]["state"] == "pending"
