@@ -13,12 +13,11 @@ batch that was already applied is not applied twice (one revision per assessment
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ from service.activity import REQUESTS
 from service.assessments.models import Assessment
 from service.assessments.service import top_factor
 from service.db import utcnow
-from service.leases import LeasedWorker, claim_row, write_transaction
+from service.leases import LeasedWorker, claim_row, cycle_collection_paused, write_transaction
 from service.policy import service as policies
 from service.policy.service import Policy
 from service.reference.models import EMPLOYER_DISPUTE, SITUATION, THIRD_COUNTRY
@@ -152,22 +151,6 @@ def _claim(session: Session, now: dt.datetime) -> RescoringJob | None:
     return candidate if claim_row(session, RescoringJob, candidate.id, claimable, claimed_at=now) else None
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch is read and scored.
-
-    A batch allocates many short-lived, acyclic objects (requests, bodies) that reference counting frees
-    anyway; each collection they would trigger rescans the whole heap. The pause lasts one batch.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """An assessment a job may re-score: what deciding and scoring it need (not its response)."""
@@ -246,7 +229,7 @@ class Rescorer(LeasedWorker):
         after: tuple[dt.date, str] | None = None
         examined = rescored = 0
         while True:
-            with _collector_paused():
+            with cycle_collection_paused():
                 batch = self._read_and_score(job_id, after)
             if batch is None:
                 return  # finished meanwhile (by a worker that took it over)

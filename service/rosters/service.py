@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gc
 import hashlib
 import io
 import logging
@@ -21,7 +20,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,7 @@ from risk_rules.forms import AssessmentRequest
 from service.assessments import service as assessments
 from service.bodies import parse_json
 from service.db import utcnow
-from service.leases import LeasedWorker, claim_row, write_transaction
+from service.leases import LeasedWorker, claim_row, cycle_collection_paused, write_transaction
 from service.policy import service as policies
 from service.problems import Problem, field_errors
 from service.rosters import csv_format
@@ -262,23 +261,6 @@ def _validation_errors(roster_format: str, exc: ValidationError) -> list[dict[st
 # The worker
 
 
-@contextmanager
-def _without_cycle_collection() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a chunk is validated, scored and stored.
-
-    The work allocates many short-lived, acyclic objects (freed by reference counting anyway), and each
-    collection it triggers scans every object of the process, the parsed upload included: measured, this
-    took more than half of validation and scoring time. The pause lasts one chunk.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 class LeaseLost(RuntimeError):
     """Another worker took the roster over (this one's lease ran out), or it is already finished."""
 
@@ -390,31 +372,12 @@ class RosterWorker(LeasedWorker):
                 self._release(roster_id, token)
                 return
             end = min(done + self._chunk, total)
-            done, invalid = self._chunk_of(
+            done, invalid = self._store_chunk(
                 roster_id, token, tenant_id, roster_format, rows, done, end, total, counts, invalid
             )
             if self._on_progress is not None:
                 self._on_progress(roster_id, done, total)
         log.info("roster finished", extra={"roster": roster_id, "total": total, "invalid": invalid})
-
-    def _chunk_of(
-        self,
-        roster_id: str,
-        token: str,
-        tenant_id: str,
-        roster_format: str,
-        rows: list[Row],
-        start: int,
-        end: int,
-        total: int,
-        counts: dict[str, int],
-        invalid: int,
-    ) -> tuple[int, int]:
-        """Validate, score and store rows [start, end) with the roster's progress, in one transaction."""
-        with _without_cycle_collection():
-            return self._store_chunk(
-                roster_id, token, tenant_id, roster_format, rows, start, end, total, counts, invalid
-            )
 
     def _store_chunk(
         self,
@@ -429,26 +392,28 @@ class RosterWorker(LeasedWorker):
         counts: dict[str, int],
         invalid: int,
     ) -> tuple[int, int]:
-        new_rows, items, invalid = self._score_chunk(
-            roster_id, tenant_id, roster_format, rows, start, end, counts, invalid
-        )
-        now = utcnow()
-        finished = end >= total
-        progress: dict[str, Any] = {"done": end, "invalid": invalid, "counts": dict(counts), "claimed_at": now}
-        if finished:
-            progress.update(state="done", finished_at=now, payload=None, claim_token=None, claimed_at=None)
-        with write_transaction(self._sessions, self._write_lock) as session:
-            moved = session.execute(
-                update(Roster)
-                .where(Roster.id == roster_id, Roster.claim_token == token, Roster.done == start)
-                .values(**progress)
-                .execution_options(synchronize_session=False)
+        """Validate, score and store rows [start, end) with the roster's progress, in one transaction."""
+        with cycle_collection_paused():
+            new_rows, items, invalid = self._score_chunk(
+                roster_id, tenant_id, roster_format, rows, start, end, counts, invalid
             )
-            if moved.rowcount != 1:
-                raise LeaseLost(roster_id)  # leaves the transaction uncommitted: nothing of the chunk is stored
-            assessments.insert_many(session, new_rows)
-            session.connection().execute(insert(RosterItem.__table__), sorted(items, key=lambda i: i["position"]))
-        return end, invalid
+            now = utcnow()
+            finished = end >= total
+            progress: dict[str, Any] = {"done": end, "invalid": invalid, "counts": dict(counts), "claimed_at": now}
+            if finished:
+                progress.update(state="done", finished_at=now, payload=None, claim_token=None, claimed_at=None)
+            with write_transaction(self._sessions, self._write_lock) as session:
+                moved = session.execute(
+                    update(Roster)
+                    .where(Roster.id == roster_id, Roster.claim_token == token, Roster.done == start)
+                    .values(**progress)
+                    .execution_options(synchronize_session=False)
+                )
+                if moved.rowcount != 1:
+                    raise LeaseLost(roster_id)  # leaves the transaction uncommitted: nothing of the chunk is stored
+                assessments.insert_many(session, new_rows)
+                session.connection().execute(insert(RosterItem.__table__), sorted(items, key=lambda i: i["position"]))
+            return end, invalid
 
     def _score_chunk(
         self,

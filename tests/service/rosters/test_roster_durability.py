@@ -133,14 +133,14 @@ def test_a_worker_whose_lease_was_taken_over_stores_nothing(
     worker_a = rosters.RosterWorker(sessions, app.state.scoring, app.state.write_lock, chunk_size=10)
     rows = rosters.read_rows("json", zlib.compress(upload.body))
     counts = dict.fromkeys(rosters.COUNT_KEYS, 0)
-    assert worker_a._chunk_of(roster_id, "a" * 32, roster.tenant_id, "json", rows, 0, 10, 30, counts, 0) == (10, 0)
+    assert worker_a._store_chunk(roster_id, "a" * 32, roster.tenant_id, "json", rows, 0, 10, 30, counts, 0) == (10, 0)
     # A's lease ran out (it stalled) and worker B claimed the roster: B's lease is live.
     with sessions() as session:
         held = session.get(Roster, roster_id)
         held.claim_token, held.claimed_at = "b" * 32, utcnow()
         session.commit()
     with pytest.raises(rosters.LeaseLost):
-        worker_a._chunk_of(roster_id, "a" * 32, roster.tenant_id, "json", rows, 10, 20, 30, dict(counts), 0)
+        worker_a._store_chunk(roster_id, "a" * 32, roster.tenant_id, "json", rows, 10, 20, 30, dict(counts), 0)
     assert stored(sessions, roster_id, tenant.name) == (10, 10, 10)
     # B dies too: once its lease runs out, the application's worker takes the roster over and finishes it
     # from where A's last commit left it.
