@@ -10,6 +10,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +57,19 @@ def summary(values_ms: list[float]) -> str:
         f"n={len(values_ms)} p50={percentile(values_ms, 50):.2f} ms p95={percentile(values_ms, 95):.2f} ms"
         f" p99={percentile(values_ms, 99):.2f} ms max={max(values_ms):.2f} ms"
     )
+
+
+def wait_ready(base: str, seconds: float) -> None:
+    """Wait until the server at `base` answers /readyz with 200; exit the benchmark after `seconds`."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("server not ready")
+        time.sleep(0.2)

@@ -16,11 +16,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-from common import ROOT, scratch_database, seed_reference
+from common import ROOT, scratch_database, seed_reference, wait_ready
 
 
 def status_kib(pid: int) -> dict[str, int]:
@@ -65,16 +64,7 @@ def main() -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit("server not ready")
+        wait_ready(base, 120)
         idle = status_kib(server.pid)
         body = json.loads((ROOT / "benchmarks" / "http" / "body.json").read_text())
         headers = {"Authorization": f"Bearer {key}"}

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 import orjson
-from common import percentile, scratch_database
+from common import percentile, scratch_database, wait_ready
 
 TENANT = "million-large"
 YEAR = dt.timedelta(days=365)
@@ -407,16 +407,7 @@ def measure(repeat: int) -> None:
     sizes: dict[str, list[int]] = {}
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server not ready")
-            time.sleep(0.3)
+        wait_ready(base, 300)
         rng = random.Random(11)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
 

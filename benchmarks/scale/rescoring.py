@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 import orjson
-from common import ROOT, percentile, scratch_database
+from common import ROOT, percentile, scratch_database, wait_ready
 
 TENANT = "rescoring-bench"
 HOME = "NZ"
@@ -227,16 +227,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     body = orjson.dumps(json.loads((ROOT / "benchmarks" / "http" / "body.json").read_text()))
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server not ready")
-            time.sleep(0.3)
+        wait_ready(base, 180)
         load = Load(base, requester, body, args.rate, args.clients).start("warm-up")
         time.sleep(3)
         load.phase = "quiet"
