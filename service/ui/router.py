@@ -19,7 +19,7 @@ from service.assessments import service as assessments
 from service.db import get_session, run_db_work
 from service.keys import service as keys
 from service.keys.models import Role
-from service.problems import Conflict, Forbidden, InvalidInput, NotFound, invalid_input
+from service.problems import Conflict, Forbidden, InvalidInput, found_or_404, invalid_input
 from service.reference import records
 from service.reviews import service as reviews
 from service.reviews.schemas import ReviewIn
@@ -203,15 +203,8 @@ def assessment_list(
     )
 
 
-def _owned(session: Session, signed_in: sessions.OpenSession, assessment_id: str) -> Any:
-    row = assessments.get(session, signed_in.principal.tenant_id, assessment_id[:64])
-    if row is None:
-        raise NotFound(f"No assessment '{assessment_id[:64]}' in your tenant.")
-    return row
-
-
 def _assessment_context(session: Session, signed_in: sessions.OpenSession, assessment_id: str) -> dict[str, Any]:
-    row = _owned(session, signed_in, assessment_id)
+    row = assessments.owned(session, signed_in.principal.tenant_id, assessment_id)
     body = assessments.revision_body(session, row)
     assert body is not None
     context = views.assessment_view(session, body)
@@ -293,10 +286,7 @@ def model_page(request: Request, signed_in: SignedIn) -> Response:
 
 
 def _page_kind(slug: str) -> reference.PageKind:
-    page = reference.KINDS.get(slug)
-    if page is None:
-        raise NotFound(f"There is no kind of reference record called '{slug[:40]}'.")
-    return page
+    return found_or_404(reference.KINDS.get(slug), f"There is no kind of reference record called '{slug[:40]}'.")
 
 
 @router.get("/reference/{slug}")

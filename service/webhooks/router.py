@@ -13,7 +13,7 @@ from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import Conflict, InvalidInput, NotFound, invalid_input, openapi_responses
+from service.problems import Conflict, InvalidInput, found_or_404, invalid_input, openapi_responses, owned_or_404
 from service.settings import Settings
 from service.webhooks import service
 from service.webhooks.addresses import AddressRefused, check_url
@@ -54,10 +54,7 @@ def _checked_url(url: str, settings: Settings) -> str:
 
 
 def _owned(session: Session, principal: Principal, webhook_id: str) -> WebhookEndpoint:
-    endpoint = service.get_endpoint(session, principal.tenant_id, webhook_id)
-    if endpoint is None:
-        raise NotFound(f"No webhook '{webhook_id}' in your tenant.")
-    return endpoint
+    return owned_or_404(service.get_endpoint(session, principal.tenant_id, webhook_id), "webhook", webhook_id)
 
 
 def _delivery(delivery: WebhookDelivery, event_type: str) -> Delivery:
@@ -222,10 +219,9 @@ def _found_delivery(
     session: Session, principal: Principal, webhook_id: str, delivery_id: str
 ) -> tuple[WebhookDelivery, WebhookEvent]:
     endpoint = _owned(session, principal, webhook_id)
-    found = service.get_delivery(session, endpoint, delivery_id)
-    if found is None:
-        raise NotFound(f"No delivery '{delivery_id}' of webhook '{webhook_id}'.")
-    return found
+    return found_or_404(
+        service.get_delivery(session, endpoint, delivery_id), f"No delivery '{delivery_id}' of webhook '{webhook_id}'."
+    )
 
 
 @router.post(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -95,6 +96,16 @@ def test_nobody_sees_another_tenants_assessment(client: TestClient, make_tenant:
         assert posted.status_code in (403, 404)
     listed = client.get(f"/v1/assessments/{assessment['id']}/reviews", headers=owner.auth(Role.reviewer))
     assert listed.json()["items"] == []
+
+
+def test_a_missing_assessment_or_kind_of_record_is_a_404_page_saying_which(client: TestClient, tenant: Tenant) -> None:
+    sign_in(client, tenant.keys[Role.requester])
+    missing = client.get(f"/ui/assessments/{'x' * 70}")
+    assert missing.status_code == 404 and "<html" in missing.text
+    assert f"No assessment '{'x' * 64}' in your tenant." in unescape(missing.text)
+    kind = client.get(f"/ui/reference/{'y' * 50}")
+    assert kind.status_code == 404
+    assert f"There is no kind of reference record called '{'y' * 40}'." in unescape(kind.text)
 
 
 def test_analyst_has_no_assessment_pages(client: TestClient, tenant: Tenant) -> None:
