@@ -7,7 +7,9 @@ carries the session's CSRF token and is refused without it. A page is one reques
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,7 +21,7 @@ from service.assessments import service as assessments
 from service.db import get_session, run_db_work
 from service.keys import service as keys
 from service.keys.models import Role
-from service.problems import Conflict, Forbidden, InvalidInput, found_or_404, invalid_input
+from service.problems import Conflict, Forbidden, InvalidInput, Problem, found_or_404, invalid_input
 from service.reference import records
 from service.reviews import service as reviews
 from service.reviews.schemas import ReviewIn
@@ -29,6 +31,8 @@ from service.ui.pages import READERS, REVIEWERS, SignedIn, check_csrf, render, r
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 DbSession = Annotated[Session, Depends(get_session)]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _secure(request: Request) -> bool:
@@ -46,6 +50,33 @@ def _safe_next(target: str | None) -> str:
 
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+async def _submit_form(
+    request: Request,
+    session: Session,
+    write: Callable[[], T],
+    *,
+    refused: tuple[type[Problem], ...],
+    again: Callable[[Problem], tuple[str, dict[str, Any]]],
+    then: Callable[[T], str],
+) -> Response:
+    """A posted form's one write: `write` (which commits) runs in the thread pool, then the browser is sent on
+    to `then(result)`. A problem of a `refused` kind rolls the transaction back, so nothing of the form is
+    stored, and shows the page `again(problem)` names (template, context) with the problem's status; any
+    other problem is answered as usual."""
+    try:
+        result = await run_db_work(request, write)
+    except refused as problem:
+        template, context = await run_db_work(request, _rolled_back, session, again, problem)
+        return render(request, template, context, status=problem.status_code)
+    return _see_other(then(result))
+
+
+def _rolled_back(session: Session, again: Callable[[Problem], R], problem: Problem) -> R:
+    """`again(problem)` after the refused write's transaction is rolled back, in a fresh one."""
+    session.rollback()
+    return again(problem)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,16 +288,21 @@ async def record_review(assessment_id: str, request: Request, signed_in: SignedI
             reviews.decide(session, signed_in.principal, assessment_id, body)
             session.commit()
 
-    try:
-        await run_db_work(request, decide)
-    except (InvalidInput, Forbidden, Conflict) as exc:
-        session.rollback()
-        context = await run_db_work(request, _assessment_context, session, signed_in, assessment_id)
-        context["review_error"] = str(exc.detail)
-        context["review_errors"] = {e["field"]: e["message"] for e in exc.errors or []}
+    def again(problem: Problem) -> tuple[str, dict[str, Any]]:
+        context = _assessment_context(session, signed_in, assessment_id)
+        context["review_error"] = str(problem.detail)
+        context["review_errors"] = {e["field"]: e["message"] for e in problem.errors or []}
         context["review_values"] = form
-        return render(request, "assessment.html", context, status=exc.status_code)
-    return _see_other(f"/ui/assessments/{assessment_id[:64]}#review")
+        return "assessment.html", context
+
+    return await _submit_form(
+        request,
+        session,
+        decide,
+        refused=(InvalidInput, Forbidden, Conflict),
+        again=again,
+        then=lambda _: f"/ui/assessments/{assessment_id[:64]}#review",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,30 +401,41 @@ async def create_record(slug: str, request: Request, signed_in: SignedIn, sessio
         checked = records.validate_form(page.kind, document)
         return records.create(session, page.kind, checked, actor)
 
-    try:
-        row = await run_db_work(request, records.write, session, request.app.state.write_lock, create)
-    except InvalidInput as exc:
-        session.rollback()
-        errors = reference.errors_by_field(exc.errors)
-        context = await run_db_work(request, _form_context, page, session, document, errors)
-        return render(request, "record_form.html", context, status=422)
-    return _see_other(f"/ui/reference/{slug}/{row.id}")
+    def again(problem: Problem) -> tuple[str, dict[str, Any]]:
+        return "record_form.html", _form_context(page, session, document, reference.errors_by_field(problem.errors))
+
+    return await _submit_form(
+        request,
+        session,
+        partial(records.write, session, request.app.state.write_lock, create),
+        refused=(InvalidInput,),
+        again=again,
+        then=lambda row: f"/ui/reference/{slug}/{row.id}",
+    )
+
+
+def _record_context(
+    page: reference.PageKind,
+    session: Session,
+    record_id: str,
+    *,
+    can_edit: bool,
+    changes: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One record's page: its form (holding `changes` over the stored record, with `errors`), its history."""
+    row = records.get(session, page.kind, record_id)
+    context = _form_context(page, session, {**row.document, **(changes or {})}, errors, record_id)
+    history = records.history(session, page.kind, record_id)
+    context.update({"item": records.as_item(row), "history": list(reversed(history)), "can_edit": can_edit})
+    return context
 
 
 @router.get("/reference/{slug}/{record_id}")
 def record_page(slug: str, record_id: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
     """One record with its history; analysts also get the form to change it."""
     page = _page_kind(slug)
-    row = records.get(session, page.kind, record_id)
-    history = records.history(session, page.kind, record_id)
-    context = _form_context(page, session, dict(row.document), record_id=record_id)
-    context.update(
-        {
-            "item": records.as_item(row),
-            "history": list(reversed(history)),
-            "can_edit": signed_in.principal.role == Role.analyst,
-        }
-    )
+    context = _record_context(page, session, record_id, can_edit=signed_in.principal.role == Role.analyst)
     return render(request, "record.html", context)
 
 
@@ -411,18 +458,15 @@ async def update_record(
             raise invalid_input([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         return records.patch(session, page.kind, record_id, checked, actor)
 
-    try:
-        await run_db_work(request, records.write, session, request.app.state.write_lock, patch)
-    except InvalidInput as exc:
-        errors = reference.errors_by_field(exc.errors)
+    def again(problem: Problem) -> tuple[str, dict[str, Any]]:
+        errors = reference.errors_by_field(problem.errors)
+        return "record.html", _record_context(page, session, record_id, can_edit=True, changes=changes, errors=errors)
 
-        def again() -> dict[str, Any]:
-            session.rollback()
-            row = records.get(session, page.kind, record_id)
-            context = _form_context(page, session, {**row.document, **changes}, errors, record_id)
-            history = records.history(session, page.kind, record_id)
-            context.update({"item": records.as_item(row), "history": list(reversed(history)), "can_edit": True})
-            return context
-
-        return render(request, "record.html", await run_db_work(request, again), status=422)
-    return _see_other(f"/ui/reference/{slug}/{record_id}")
+    return await _submit_form(
+        request,
+        session,
+        partial(records.write, session, request.app.state.write_lock, patch),
+        refused=(InvalidInput,),
+        again=again,
+        then=lambda _: f"/ui/reference/{slug}/{record_id}",
+    )

@@ -177,6 +177,22 @@ def test_conditions_go_only_with_approved_with_conditions(client: TestClient, te
     assert history["items"][0]["decision"] == "rejected" and history["items"][0]["conditions"] == []
 
 
+def test_a_decision_on_a_decided_trip_comes_back_with_the_conflict_and_stores_nothing(
+    client: TestClient, tenant: Tenant
+) -> None:
+    assessment = create(client, tenant, severe_trip())
+    token = sign_in(client, tenant.keys[Role.reviewer])
+    url = f"/ui/assessments/{assessment['id']}/reviews"
+    first = {"csrf_token": token, "decision": "rejected", "revision": "1", "rationale": "No."}
+    assert client.post(url, data=first, follow_redirects=False).status_code == 303
+    again = client.post(url, data={**first, "decision": "approved", "rationale": "Yes after all."})
+    assert again.status_code == 409 and "<html" in again.text
+    assert f"Assessment '{assessment['id']}' is already decided (rejected)" in unescape(again.text)
+    assert 'id="review-error"' in again.text
+    history = client.get(f"/v1/assessments/{assessment['id']}/reviews", headers=tenant.auth(Role.reviewer)).json()
+    assert [item["decision"] for item in history["items"]] == ["rejected"]
+
+
 def test_an_invalid_review_comes_back_with_its_errors_and_stores_nothing(client: TestClient, tenant: Tenant) -> None:
     assessment = create(client, tenant, severe_trip())
     token = sign_in(client, tenant.keys[Role.reviewer])
