@@ -271,6 +271,13 @@ def invalid_detail(errors: Sequence[Mapping[str, str]]) -> str:
     return detail
 
 
+def invalid_cursor(
+    reason: Exception | str, detail: str = "The cursor is not valid: pass `next_cursor` from a previous page unchanged."
+) -> InvalidInput:
+    """A 422 on the `cursor` query parameter: `reason` says what is wrong with it, `detail` what to do."""
+    return InvalidInput(detail, [{"field": "cursor", "message": str(reason), "location": "query"}])
+
+
 def invalid_input(errors: Iterable[Mapping[str, Any]]) -> InvalidInput:
     """A 422 for errors found after FastAPI parsed the request, worded as FastAPI's own.
 

@@ -33,7 +33,7 @@ from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.model.service import ScoringEngine, get_scoring_engine
-from service.problems import InvalidInput, found_or_404, invalid_input, openapi_responses
+from service.problems import found_or_404, invalid_cursor, invalid_input, openapi_responses
 from service.settings import Settings
 
 ROUTE_PATH = "/v1/assessments"
@@ -270,10 +270,7 @@ def list_assessments(
     try:
         rows, next_cursor = service.list_page(session, principal.tenant_id, filters, limit, cursor)
     except service.InvalidCursor as exc:
-        raise InvalidInput(
-            "The cursor is not valid: pass `next_cursor` from a previous page unchanged.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
+        raise invalid_cursor(exc) from exc
     return AssessmentPage(
         items=[AssessmentSummary.model_validate(row, from_attributes=True) for row in rows],
         next_cursor=next_cursor,

@@ -23,7 +23,7 @@ from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import Conflict, InvalidInput, found_or_404, openapi_responses
+from service.problems import Conflict, found_or_404, invalid_cursor, openapi_responses
 from service.reviews import service
 from service.reviews.schemas import QueueItem, QueuePage, ReviewHistory, ReviewIn, ReviewOut
 from service.reviews.states import OPEN, State
@@ -164,8 +164,5 @@ def review_queue(
     try:
         rows, next_cursor = service.queue_page(session, principal.tenant_id, filters, limit, cursor)
     except service.InvalidCursor as exc:
-        raise InvalidInput(
-            "The cursor is not valid: pass `next_cursor` from a previous page unchanged.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
+        raise invalid_cursor(exc) from exc
     return QueuePage(items=[QueueItem.model_validate(service.queue_item(r)) for r in rows], next_cursor=next_cursor)

@@ -7,7 +7,7 @@ carries the session's CSRF token and is refused without it. A page is one reques
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -21,7 +21,7 @@ from service.assessments import service as assessments
 from service.db import get_session, run_db_work
 from service.keys import service as keys
 from service.keys.models import Role
-from service.problems import Conflict, Forbidden, InvalidInput, Problem, found_or_404, invalid_input
+from service.problems import Conflict, Forbidden, InvalidInput, Problem, found_or_404, invalid_cursor, invalid_input
 from service.reference import records
 from service.reviews import service as reviews
 from service.reviews.schemas import ReviewIn
@@ -31,6 +31,8 @@ from service.ui.pages import READERS, REVIEWERS, SignedIn, check_csrf, render, r
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 DbSession = Annotated[Session, Depends(get_session)]
+# A page's cursor travels in its "next" link: a broken one is best restarted from the first page.
+PAGE_LINK_INVALID = "The page link is not valid: go back to the first page."
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -46,6 +48,14 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
         return target
     return "/ui/"
+
+
+def _next_url(path: str, query: Mapping[str, str | None], next_cursor: str | None) -> str | None:
+    """The link to the next page with the filters that are set; None on the last page."""
+    if not next_cursor:
+        return None
+    kept = {key: value for key, value in query.items() if value}
+    return f"{path}?{urlencode({**kept, 'cursor': next_cursor})}"
 
 
 def _see_other(url: str) -> RedirectResponse:
@@ -190,12 +200,8 @@ def queue(
     try:
         rows, next_cursor = reviews.queue_page(session, signed_in.principal.tenant_id, filters, 50, cursor)
     except reviews.InvalidCursor as exc:
-        raise InvalidInput(
-            "The page link is not valid: go back to the first page.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
-    query = {k: v for k, v in (("band", band), ("destination", destination)) if v}
-    next_url = f"/ui/queue?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
+        raise invalid_cursor(exc, PAGE_LINK_INVALID) from exc
+    next_url = _next_url("/ui/queue", {"band": band, "destination": destination}, next_cursor)
     context = {
         "items": views.queue_items(rows),
         "next_url": next_url,
@@ -221,12 +227,8 @@ def assessment_list(
     try:
         rows, next_cursor = assessments.list_page(session, signed_in.principal.tenant_id, filters, 25, cursor)
     except assessments.InvalidCursor as exc:
-        raise InvalidInput(
-            "The page link is not valid: go back to the first page.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
-    query = {k: v for k, v in (("traveler_reference", reference_q), ("band", band)) if v}
-    next_url = f"/ui/assessments?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
+        raise invalid_cursor(exc, PAGE_LINK_INVALID) from exc
+    next_url = _next_url("/ui/assessments", {"traveler_reference": reference_q, "band": band}, next_cursor)
     return render(
         request,
         "assessments.html",
@@ -344,11 +346,8 @@ def record_table(
             f"{exc.field}: {exc}", [{"field": exc.field, "message": str(exc), "location": "query"}]
         ) from exc
     except records.InvalidCursor as exc:
-        raise InvalidInput(
-            "The page link is not valid: go back to the first page.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
-    next_url = f"/ui/reference/{slug}?{urlencode({**search.query(), 'cursor': next_cursor})}" if next_cursor else None
+        raise invalid_cursor(exc, PAGE_LINK_INVALID) from exc
+    next_url = _next_url(f"/ui/reference/{slug}", search.query(), next_cursor)
     context = {
         "page": page,
         "items": items,

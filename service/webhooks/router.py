@@ -13,7 +13,14 @@ from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import Conflict, InvalidInput, found_or_404, invalid_input, openapi_responses, owned_or_404
+from service.problems import (
+    Conflict,
+    found_or_404,
+    invalid_cursor,
+    invalid_input,
+    openapi_responses,
+    owned_or_404,
+)
 from service.settings import Settings
 from service.webhooks import service
 from service.webhooks.addresses import AddressRefused, check_url
@@ -194,10 +201,7 @@ def list_webhook_deliveries(
     try:
         rows, next_cursor = service.list_deliveries(session, endpoint, state=state, limit=limit, cursor=cursor)
     except service.InvalidCursor as exc:
-        raise InvalidInput(
-            "The cursor is not valid: pass `next_cursor` from a previous page unchanged.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
+        raise invalid_cursor(exc) from exc
     return DeliveryPage(items=[_delivery(d, t) for d, t in rows], next_cursor=next_cursor)
 
 

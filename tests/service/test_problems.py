@@ -169,6 +169,22 @@ def test_each_lookup_answers_a_404_naming_what_it_did_not_find(
     assert_not_found(client.get("/v1/employer-disputes/emp-nope", headers=requester), "No employer dispute 'emp-nope'.")
 
 
+def test_a_cursor_no_page_issued_is_422_on_the_cursor_parameter(client: TestClient, tenant: Any) -> None:
+    admin = tenant.auth("admin")
+    hook = client.post(
+        "/v1/webhooks",
+        json={"url": "https://hooks.example.com/c", "event_types": ["assessment.created"]},
+        headers=admin,
+    )
+    assert hook.status_code == 201, hook.text
+    for path in ("/v1/assessments", "/v1/reviews", f"/v1/webhooks/{hook.json()['id']}/deliveries"):
+        body = assert_problem(client.get(path, params={"cursor": "bm90LWEtY3Vyc29y"}, headers=admin), 422)
+        assert body["type"] == "urn:travelrisk:problem:invalid-input" and body["title"] == "Invalid input"
+        assert body["detail"] == "The cursor is not valid: pass `next_cursor` from a previous page unchanged."
+        [error] = body["errors"]
+        assert error["field"] == "cursor" and error["location"] == "query" and error["message"], path
+
+
 def test_wrong_method_is_405_problem_with_allow(client: TestClient) -> None:
     response = client.put("/v1/assessments", json={})
     assert_problem(response, 405)

@@ -108,6 +108,28 @@ def test_a_missing_assessment_or_kind_of_record_is_a_404_page_saying_which(clien
     assert f"There is no kind of reference record called '{'y' * 40}'." in unescape(kind.text)
 
 
+def test_lists_link_their_next_page_with_the_filters_and_refuse_a_broken_link(
+    client: TestClient, tenant: Tenant
+) -> None:
+    reference = f"PAGE-{uuid.uuid4().hex[:8]}"
+    made = [create(client, tenant, severe_trip(reference))["id"] for _ in range(26)]
+    sign_in(client, tenant.keys[Role.requester])
+    first = client.get("/ui/assessments", params={"traveler_reference": reference, "band": ""})
+    assert first.status_code == 200
+    link = re.search(r'<a href="([^"]+)">Next page</a>', first.text)
+    assert link is not None
+    path, _, query = unescape(link.group(1)).partition("?")
+    assert path == "/ui/assessments" and re.fullmatch(rf"traveler_reference={reference}&cursor=[^&]+", query)
+    second = client.get(unescape(link.group(1)))
+    assert second.status_code == 200 and made[0] in second.text and "Next page" not in second.text
+    client.cookies.clear()
+    sign_in(client, tenant.keys[Role.reviewer])
+    for url in ("/ui/assessments", "/ui/queue", "/ui/reference/situations"):
+        broken = client.get(url, params={"cursor": "bm90LWEtY3Vyc29y"})
+        assert broken.status_code == 422, url
+        assert "The page link is not valid: go back to the first page." in broken.text, url
+
+
 def test_analyst_has_no_assessment_pages(client: TestClient, tenant: Tenant) -> None:
     sign_in(client, tenant.keys[Role.analyst])
     assert client.get("/ui/", follow_redirects=False).headers["location"] == "/ui/reference/situations"
