@@ -24,7 +24,7 @@ from sqlalchemy import LargeBinary
 from sqlalchemy.types import TypeDecorator
 
 # The dictionary new rows are compressed with; every shipped dictionary stays readable.
-CURRENT_DICTIONARY = "assessments-2.zdict"
+CURRENT_DICTIONARY = "assessments-3.zdict"
 LEVEL = 3  # about 20 µs per response; higher levels gain little with a dictionary
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -41,7 +41,8 @@ def _dictionaries() -> dict[int, zstandard.ZstdCompressionDict]:
 
 
 @cache
-def _current() -> zstandard.ZstdCompressionDict:
+def current_dictionary() -> zstandard.ZstdCompressionDict:
+    """The dictionary new documents are compressed with (`CURRENT_DICTIONARY`)."""
     data = (resources.files("service.dictionaries") / CURRENT_DICTIONARY).read_bytes()
     return _dictionaries()[zstandard.ZstdCompressionDict(data).dict_id()]
 
@@ -53,7 +54,7 @@ _local = threading.local()
 def _compressor() -> zstandard.ZstdCompressor:
     compressor = getattr(_local, "compressor", None)
     if compressor is None:
-        compressor = _local.compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=_current())
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=LEVEL, dict_data=current_dictionary())
     return compressor
 
 

@@ -47,12 +47,13 @@ from service.problems import Conflict, ServiceUnavailable
 log = logging.getLogger("travelrisk.assessments")
 
 
-def created_response(assessment_id: str, body: dict[str, Any], *, replayed: bool = False) -> Response:
-    """The 201 of a stored assessment: its body, serialised once, and its `Location`."""
+def created_response(assessment_id: str, body: dict[str, Any] | bytes, *, replayed: bool = False) -> Response:
+    """The 201 of a stored assessment: its body (or the body already serialised) and its `Location`."""
     headers = {"Location": f"/v1/assessments/{assessment_id}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(orjson.dumps(body), status_code=201, headers=headers, media_type="application/json")
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Response(content, status_code=201, headers=headers, media_type="application/json")
 
 
 def replay_response(row: Assessment, body_hash: str, key: str) -> Response:
@@ -78,7 +79,8 @@ class Submission:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Response]
     body_hash: str = ""
-    values: dict[str, Any] | None = None  # the row to insert, once scored
+    values: dict[str, Any] | None = None  # the row to insert (packed), once scored
+    body: bytes = b""  # the 201's body: the response, serialised once for both the row and the answer
     outcome: Response | BaseException | None = None  # the answer, once known
 
 
@@ -212,7 +214,7 @@ class AssessmentWriter:
             self.largest_batch = max(self.largest_batch, len(waiting))
             for submission in waiting:
                 assert submission.values is not None
-                submission.outcome = created_response(submission.values["id"], submission.values["response"])
+                submission.outcome = created_response(submission.values["id"], submission.body)
 
     def _prepare(self, session: Session, batch: list[Submission]) -> list[Submission]:
         """Score every submission of the batch; the ones with a row to write, in arrival order."""
@@ -245,7 +247,7 @@ class AssessmentWriter:
                 result = assessor.assess_body(submission.request, reference)
                 # Banded and marked for review under the tenant's policy in force now; the version is recorded.
                 policies.judge(result, policy, assessor.model.bands)
-                submission.values = service.new_assessment(
+                values = service.new_assessment(
                     tenant_id=principal.tenant_id,
                     request=submission.request,
                     document=document,
@@ -255,6 +257,9 @@ class AssessmentWriter:
                     requested_by_key=principal.key_id,
                     requested_by_holder=principal.holder,
                 )
+                # Packed here, outside the write lock, from the bytes the 201 will send.
+                submission.body = orjson.dumps(values["response"])
+                submission.values = service.stored_row(values, submission.body)
             except Exception as exc:  # noqa: BLE001 - this submission's own error, answered to it alone
                 submission.outcome = exc
                 continue
@@ -292,7 +297,7 @@ class AssessmentWriter:
             session.rollback()
             submission.outcome = exc
             return
-        submission.outcome = created_response(values["id"], values["response"])
+        submission.outcome = created_response(values["id"], submission.body)
 
 
 def _answer(batch: list[Submission]) -> None:

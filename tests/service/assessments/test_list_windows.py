@@ -5,6 +5,7 @@ definition, page by page, through the real API and database."""
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 import pytest
@@ -126,6 +127,53 @@ def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient
     # With a traveller the window is read through the traveller's index: the same answer.
     one = list_all(client, tenant, "traveler_reference=W-6&trip_from=2060-01-01&trip_to=2060-01-02")
     assert [i["id"] for i in one] == [stored[6]["id"]]
+
+
+def test_trip_windows_are_right_whether_trips_were_assessed_before_or_after_they_started(
+    client: TestClient, tenant: Any, sessions: Any
+) -> None:
+    """The window's first look skips every creation period after its last day in one probe, trusting that
+    trips are assessed before they start; trips assessed later (while running, or after they ended) must
+    still be found, through the search by ever wider ranges and halves. Creation dates here come in
+    bursts with gaps of months between them, before and after the trips."""
+    rng = random.Random(20261130)
+    stored = []
+    for n in range(24):
+        first = dt.date(2061, 1, 1) + dt.timedelta(days=rng.randrange(365))
+        last = first + dt.timedelta(days=rng.choice([0, 1, 4, 20, 90, 400]))
+        legs = [{"country": rng.choice(["CN", "IS"]), "arrive": first.isoformat(), "depart": last.isoformat()}]
+        created = post(client, tenant, trip(f"A-{n}", legs=legs))
+        assert created.status_code == 201, created.text
+        stored.append({"id": created.json()["id"], "start": first, "end": last, "status": created.json()["status"]})
+    bursts = [dt.datetime(2060, 3, 1, tzinfo=dt.UTC), dt.datetime(2061, 6, 1, tzinfo=dt.UTC)]
+    bursts.append(dt.datetime(2063, 2, 1, tzinfo=dt.UTC))
+    with sessions() as session:
+        for n, row in enumerate(stored):
+            created = bursts[n % 3] + dt.timedelta(days=rng.randrange(40), minutes=n)
+            row["created_at"] = created
+            session.execute(
+                update(Assessment)
+                .where(Assessment.id == row["id"])
+                .values(created_at=created, created_period=created_period(created))
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+    assert any(row["created_at"].date() > row["end"] for row in stored)
+    assert any(row["start"] <= row["created_at"].date() <= row["end"] for row in stored)
+    assert any(row["created_at"].date() < row["start"] for row in stored)
+    newest_first = sorted(stored, key=lambda row: (row["created_at"], row["id"]), reverse=True)
+    for _ in range(12):
+        low = dt.date(2060, 12, 1) + dt.timedelta(days=rng.randrange(420))
+        high = low + dt.timedelta(days=rng.choice([0, 6, 30]))
+        expected = [s["id"] for s in newest_first if s["end"] >= low and s["start"] <= high]
+        listed = list_all(client, tenant, f"trip_from={low}&trip_to={high}", limit=2)
+        assert [i["id"] for i in listed] == expected, (low, high)
+        scored = list_all(client, tenant, f"trip_from={low}&trip_to={high}&status=scored", limit=3)
+        assert [i["id"] for i in scored] == [
+            i for i in expected if next(s for s in stored if s["id"] == i)["status"] == "scored"
+        ]
+        until_day = list_all(client, tenant, f"trip_to={high}", limit=4)
+        assert [i["id"] for i in until_day] == [s["id"] for s in newest_first if s["start"] <= high], high
 
 
 def test_changed_since_lists_new_and_re_scored_assessments_in_the_list_order(
