@@ -23,6 +23,7 @@ from risk_rules.values import to_utc
 from service import compact
 from service.assessments.models import Assessment
 from service.db import utcnow
+from service.problems import owned_or_404
 from service.webhooks import service as webhooks
 
 
@@ -234,6 +235,11 @@ def insert_many(session: Session, rows: list[dict[str, Any]]) -> None:
 def get(session: Session, tenant_id: str, assessment_id: str) -> Assessment | None:
     """The tenant's assessment with this id; another tenant's is not found."""
     return session.scalar(select(Assessment).where(Assessment.id == assessment_id, Assessment.tenant_id == tenant_id))
+
+
+def owned(session: Session, tenant_id: str, assessment_id: str) -> Assessment:
+    """The tenant's assessment; another tenant's (or none) is a 404."""
+    return owned_or_404(get(session, tenant_id, assessment_id[:64]), "assessment", assessment_id[:64])
 
 
 def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Assessment | None:
