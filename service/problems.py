@@ -12,7 +12,7 @@ import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request
@@ -32,6 +32,8 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 TYPE_PREFIX = "urn:travelrisk:problem:"
 
 log = logging.getLogger("travelrisk.errors")
+
+T = TypeVar("T")
 
 
 class FieldError(BaseModel):
@@ -95,6 +97,22 @@ class Forbidden(Problem):
 class NotFound(Problem):
     def __init__(self, detail: str) -> None:
         super().__init__(404, detail)
+
+
+def found_or_404(row: T | None, detail: str) -> T:
+    """`row` when a lookup found one; otherwise the 404 that says, in `detail`, what was not found."""
+    if row is None:
+        raise NotFound(detail)
+    return row
+
+
+def owned_or_404(row: T | None, label: str, ident: str) -> T:
+    """`row` when the caller's tenant has it; otherwise "No <label> '<ident>' in your tenant." (404).
+
+    Another tenant's row is looked up as none, so it answers the same 404 and is not revealed. `ident` is
+    echoed as given: callers cut it to the id column's length, so an overlong path is not repeated whole.
+    """
+    return found_or_404(row, f"No {label} '{ident}' in your tenant.")
 
 
 class Conflict(Problem):
@@ -251,6 +269,13 @@ def invalid_detail(errors: Sequence[Mapping[str, str]]) -> str:
     if count > 5:
         detail += f"; and {count - 5} more"
     return detail
+
+
+def invalid_cursor(
+    reason: Exception | str, detail: str = "The cursor is not valid: pass `next_cursor` from a previous page unchanged."
+) -> InvalidInput:
+    """A 422 on the `cursor` query parameter: `reason` says what is wrong with it, `detail` what to do."""
+    return InvalidInput(detail, [{"field": "cursor", "message": str(reason), "location": "query"}])
 
 
 def invalid_input(errors: Iterable[Mapping[str, Any]]) -> InvalidInput:

@@ -25,7 +25,6 @@ from service.assessments.examples import (
     REQUEST_EXAMPLE,
     RESPONSE_EXAMPLE,
 )
-from service.assessments.models import Assessment
 from service.assessments.schemas import AssessmentPage, AssessmentSummary
 from service.assessments.writer import AssessmentWriter
 from service.auth import bearer_key, check_role, principal_for, require
@@ -34,7 +33,7 @@ from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
 from service.model.service import ScoringEngine, get_scoring_engine
-from service.problems import InvalidInput, NotFound, invalid_input, openapi_responses
+from service.problems import found_or_404, invalid_cursor, invalid_input, openapi_responses
 from service.settings import Settings
 
 ROUTE_PATH = "/v1/assessments"
@@ -196,7 +195,7 @@ def get_assessment(assessment_id: str, principal: Reader, session: DbSession) ->
     """The assessment's latest scoring, with the list of its scorings (`revisions`). The original is
     never changed; when reference data it rests on changes before the trip ends, it is scored again
     and the new scoring becomes the latest revision."""
-    row = _owned(session, principal, assessment_id)
+    row = service.owned(session, principal.tenant_id, assessment_id)
     return Response(orjson.dumps(service.revision_body(session, row)), media_type="application/json")
 
 
@@ -216,18 +215,11 @@ def get_assessment_revision(
     session: DbSession,
 ) -> Response:
     """The assessment as scored at one revision (1: as originally scored)."""
-    row = _owned(session, principal, assessment_id)
-    body = service.revision_body(session, row, revision)
-    if body is None:
-        raise NotFound(f"Assessment '{row.id}' has no revision {revision}.")
+    row = service.owned(session, principal.tenant_id, assessment_id)
+    body = found_or_404(
+        service.revision_body(session, row, revision), f"Assessment '{row.id}' has no revision {revision}."
+    )
     return Response(orjson.dumps(body), media_type="application/json")
-
-
-def _owned(session: Session, principal: Principal, assessment_id: str) -> Assessment:
-    row = service.get(session, principal.tenant_id, assessment_id[:64])
-    if row is None:
-        raise NotFound(f"No assessment '{assessment_id[:64]}' in your tenant.")
-    return row
 
 
 @router.get(
@@ -278,10 +270,7 @@ def list_assessments(
     try:
         rows, next_cursor = service.list_page(session, principal.tenant_id, filters, limit, cursor)
     except service.InvalidCursor as exc:
-        raise InvalidInput(
-            "The cursor is not valid: pass `next_cursor` from a previous page unchanged.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
+        raise invalid_cursor(exc) from exc
     return AssessmentPage(
         items=[AssessmentSummary.model_validate(row, from_attributes=True) for row in rows],
         next_cursor=next_cursor,

@@ -23,6 +23,7 @@ from risk_rules.values import to_utc
 from service import compact
 from service.assessments.models import Assessment
 from service.db import utcnow
+from service.problems import owned_or_404
 from service.webhooks import service as webhooks
 
 
@@ -236,6 +237,11 @@ def get(session: Session, tenant_id: str, assessment_id: str) -> Assessment | No
     return session.scalar(select(Assessment).where(Assessment.id == assessment_id, Assessment.tenant_id == tenant_id))
 
 
+def owned(session: Session, tenant_id: str, assessment_id: str) -> Assessment:
+    """The tenant's assessment; another tenant's (or none) is a 404."""
+    return owned_or_404(get(session, tenant_id, assessment_id[:64]), "assessment", assessment_id[:64])
+
+
 def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Assessment | None:
     """The tenant's assessment created with this Idempotency-Key, if any."""
     return session.scalar(
@@ -410,21 +416,25 @@ def _trip_window_pages(
     limit: int,
     found: Sequence[object],
 ) -> Iterator[Select[tuple[Assessment]]]:
-    """The page queries of a window of trip dates, one creation period each, newest first, skipping the
-    periods without a match.
+    """The page queries of a window of trip dates, each reading a run of creation periods, newest first,
+    skipping the periods without a match.
 
-    Each statement costs about the same whatever it reads (17 index ranges per period: a millisecond to
-    plan on PostgreSQL), so the periods without a match are passed in as few statements as can be:
+    Each statement costs about the same whatever it reads (17 index ranges per period: a millisecond or
+    two to plan on PostgreSQL), so the periods without a match are passed in as few statements as can be,
+    and sparse matches are read several periods at a time:
 
     - Trips are assessed before they start, as a rule, so a window's trips were created by its last day.
       The first look is one probe of every period after that day's; when it finds nothing (the usual
       case) those periods are skipped in one statement. When it finds a match (trips assessed after they
-      started) the search below covers them.
-    - Then ever wider ranges of older periods are probed while nothing is found, and a range with a match
-      is halved until the newest period with a match is left, which is read. A period that gave rows is
-      followed by the next older one, read directly: a window's trips were created in a run of periods.
+      started), the range is halved until its newest period with a match is left.
+    - Periods are then read newest first: one (two after that first look), then, while the page is not
+      full, twice as many as the last read (up to `_MOST_PERIODS_READ`): a window's trips were created in
+      a run of periods, and a filter (a band, say) leaves few in each.
+    - After a read without rows, ever wider ranges of older periods are probed while nothing is found,
+      and a range with a match is halved down to its newest period with a match, which is read next.
     """
     oldest, top = periods
+    guess = created_period(dt.datetime.combine(trip_to, dt.time(), dt.UTC))
 
     def matches(first: int, last: int) -> bool:
         if first > guess:
@@ -443,28 +453,46 @@ def _trip_window_pages(
             probe = _trip_window(conditions, trip_from, trip_to, (first, last)).select()
         return session.execute(probe.limit(1)).first() is not None
 
-    guess = created_period(dt.datetime.combine(trip_to, dt.time(), dt.UTC))
-    width = top - guess if guess < top else 1
-    while top >= oldest:
-        first = max(oldest, top - width + 1)
-        if first == top:
-            # One period: reading it costs what probing it would.
-            before = len(found)
-            ids = trip_window_ids(conditions, trip_from, trip_to, (top, top), limit)
-            yield page.where(Assessment.id.in_(ids))
-            width = 1 if len(found) > before else 2
-            top -= 1
-        elif not matches(first, top):
-            width = 1 if first - 1 == guess else width * 2
-            top = first - 1
+    def newest_match(first: int, last: int) -> int:
+        """The newest period with a match in [first, last], which has one."""
+        while first < last:
+            middle = (first + last + 1) // 2
+            if matches(middle, last):
+                first = middle
+            else:
+                last = middle - 1
+        return last
+
+    reading = 1  # periods the next read takes; 0 while looking for a period with a match
+    if guess < top:
+        if matches(guess + 1, top):
+            top = newest_match(guess + 1, top)
         else:
-            while first < top:
-                middle = (first + top + 1) // 2
-                if matches(middle, top):
-                    first = middle
-                else:
-                    top = middle - 1
-            width = 1
+            # The window's last day may fall early in its period, which then holds few of its trips (those
+            # assessed within days of starting): the period before is read with it.
+            top, reading = guess, 2
+    probing = 2  # periods the next probe takes
+    while top >= oldest:
+        if reading:
+            first = max(oldest, top - reading + 1)
+            before = len(found)
+            ids = trip_window_ids(conditions, trip_from, trip_to, (first, top), limit)
+            yield page.where(Assessment.id.in_(ids))
+            top = first - 1
+            reading = min(2 * reading, _MOST_PERIODS_READ) if len(found) > before else 0
+            probing = 2
+            continue
+        first = max(oldest, top - probing + 1)
+        if matches(first, top):
+            top = newest_match(first, top)
+            reading = 1
+        else:
+            top = first - 1
+            probing *= 2
+
+
+# Reading more periods at once sorts more of a dense window's matches than the page needs.
+_MOST_PERIODS_READ = 4
 
 
 def _period_range(

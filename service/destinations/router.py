@@ -23,7 +23,7 @@ from service.destinations.schemas import (
 )
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import NotFound
+from service.problems import NotFound, found_or_404
 from service.reference import records, store
 from service.reference.schemas import History, RevisionEntry, error_responses, example_response
 
@@ -104,10 +104,7 @@ async def put_third_country(
 )
 def get_third_country(code: CountryCode, principal: Reader, session: DbSession) -> dict[str, Any]:
     """The treaties and forced returns recorded for one third country."""
-    found = service.third_country(session, code)
-    if found is None:
-        raise NotFound(f"No third-country profile for '{code}'.")
-    return found
+    return found_or_404(service.third_country(session, code), f"No third-country profile for '{code}'.")
 
 
 @router.get(

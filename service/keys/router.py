@@ -15,7 +15,7 @@ from service.keys import service
 from service.keys.models import Role
 from service.keys.schemas import CreatedKey, KeyCreate, KeyInfo, KeyList
 from service.keys.service import Principal
-from service.problems import Forbidden, InvalidInput, NotFound, openapi_responses
+from service.problems import Forbidden, InvalidInput, openapi_responses, owned_or_404
 from service.tenants.models import Tenant
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=JsonRoute)
@@ -71,9 +71,7 @@ def list_keys(principal: Admin, session: DbSession) -> KeyList:
 @router.delete("/{key_id}", status_code=204, summary="Revoke a key", responses=openapi_responses(401, 403, 404))
 def revoke_key(key_id: str, principal: Admin, session: DbSession, request: Request) -> Response:
     """Revokes the key at once; it stays listed with its revocation time."""
-    record = service.get_key(session, key_id[:32], principal.tenant_id)
-    if record is None:
-        raise NotFound(f"No key '{key_id[:32]}' in your tenant.")
+    record = owned_or_404(service.get_key(session, key_id[:32], principal.tenant_id), "key", key_id[:32])
     service.revoke(record)
     session.commit()
     request.app.state.key_cache.forget(record.id)

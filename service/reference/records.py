@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.keys.service import Principal
-from service.problems import Conflict, NotFound, invalid_input
+from service.problems import Conflict, found_or_404, invalid_input
 from service.reference import store
 from service.reference.models import DestinationProfileRecord, ReferenceRevision
 from service.reference.store import Change
@@ -190,9 +190,7 @@ def get(session: Session, kind: RecordKind, record_id: str) -> Any:
     """The current row of one record; 404 when there is none."""
     # Ids are at most 64 characters: a longer one names no record (and is not echoed back whole).
     row = session.get(kind.model, record_id) if len(record_id) <= 64 else None
-    if row is None:
-        raise NotFound(f"No {kind.label} '{record_id[:64]}'.")
-    return row
+    return found_or_404(row, f"No {kind.label} '{record_id[:64]}'.")
 
 
 def as_item(row: Any) -> dict[str, Any]:

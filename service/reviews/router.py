@@ -16,13 +16,14 @@ from starlette.responses import Response
 
 from risk_rules.forms import Band
 from risk_rules.values import IsoDate
+from service.assessments import service as assessments
 from service.assessments.router import read_idempotency_key
 from service.auth import require
 from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import Conflict, InvalidInput, NotFound, openapi_responses
+from service.problems import Conflict, found_or_404, invalid_cursor, openapi_responses
 from service.reviews import service
 from service.reviews.schemas import QueueItem, QueuePage, ReviewHistory, ReviewIn, ReviewOut
 from service.reviews.states import OPEN, State
@@ -118,10 +119,11 @@ def list_reviews(assessment_id: str, principal: Reader, session: DbSession) -> R
 )
 def get_review(assessment_id: str, review_id: str, principal: Reader, session: DbSession) -> ReviewOut:
     """One recorded decision on the tenant's assessment."""
-    row = service.owned(session, principal.tenant_id, assessment_id)
-    found = next((r for r in service.reviews_of(session, row.id) if r.id == review_id), None)
-    if found is None:
-        raise NotFound(f"Assessment '{row.id}' has no review '{review_id[:64]}'.")
+    row = assessments.owned(session, principal.tenant_id, assessment_id)
+    found = found_or_404(
+        next((r for r in service.reviews_of(session, row.id) if r.id == review_id), None),
+        f"Assessment '{row.id}' has no review '{review_id[:64]}'.",
+    )
     return ReviewOut.model_validate(service.review_document(found))
 
 
@@ -162,8 +164,5 @@ def review_queue(
     try:
         rows, next_cursor = service.queue_page(session, principal.tenant_id, filters, limit, cursor)
     except service.InvalidCursor as exc:
-        raise InvalidInput(
-            "The cursor is not valid: pass `next_cursor` from a previous page unchanged.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
+        raise invalid_cursor(exc) from exc
     return QueuePage(items=[QueueItem.model_validate(service.queue_item(r)) for r in rows], next_cursor=next_cursor)

@@ -18,27 +18,17 @@ from sqlalchemy import Select, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from service.assessments.models import Assessment
-from service.assessments.service import new_id, request_hash, timestamp
+from service.assessments.service import new_id, owned, request_hash, timestamp
 from service.db import utcnow
 from service.keys.service import Principal
 from service.policy import service as policies
-from service.problems import Conflict, NotFound, ReviewForbidden, ReviewNotOpen, StaleRevision, invalid_input
+from service.problems import Conflict, ReviewForbidden, ReviewNotOpen, StaleRevision, invalid_input
 from service.reviews.models import AssessmentReview, ReviewEvent
 from service.reviews.schemas import ReviewIn
 from service.reviews.states import DECIDED, OPEN, Decision, PriorDecision, State, after_rescore, next_state, refusal
 from service.webhooks import service as webhooks
 
 REOPENED = "reopened"
-
-
-def owned(session: Session, tenant_id: str, assessment_id: str) -> Assessment:
-    """The tenant's assessment; another tenant's (or none) is a 404."""
-    row = session.scalar(
-        select(Assessment).where(Assessment.id == assessment_id[:64], Assessment.tenant_id == tenant_id)
-    )
-    if row is None:
-        raise NotFound(f"No assessment '{assessment_id[:64]}' in your tenant.")
-    return row
 
 
 def _round(session: Session, assessment_id: str) -> int:

@@ -15,7 +15,7 @@ from service.auth import bearer_key, check_role, principal_for, require
 from service.db import get_session, run_db_work
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import Conflict, InvalidInput, NotFound, UnsupportedMediaType, openapi_responses
+from service.problems import Conflict, InvalidInput, UnsupportedMediaType, openapi_responses, owned_or_404
 from service.rosters import csv_format, service
 from service.rosters.models import Roster
 from service.rosters.schemas import RosterAccepted, RosterStatus
@@ -163,10 +163,7 @@ def get_roster_template(_: AnyRole) -> Response:
 
 
 def _owned(session: Session, principal: Principal, roster_id: str) -> Roster:
-    roster = service.get(session, principal.tenant_id, roster_id[:64])
-    if roster is None:
-        raise NotFound(f"No roster '{roster_id[:64]}' in your tenant.")
-    return roster
+    return owned_or_404(service.get(session, principal.tenant_id, roster_id[:64]), "roster", roster_id[:64])
 
 
 @router.get(

@@ -7,7 +7,9 @@ carries the session's CSRF token and is refused without it. A page is one reques
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,7 +21,7 @@ from service.assessments import service as assessments
 from service.db import get_session, run_db_work
 from service.keys import service as keys
 from service.keys.models import Role
-from service.problems import Conflict, Forbidden, InvalidInput, NotFound, invalid_input
+from service.problems import Conflict, Forbidden, InvalidInput, Problem, found_or_404, invalid_cursor, invalid_input
 from service.reference import records
 from service.reviews import service as reviews
 from service.reviews.schemas import ReviewIn
@@ -29,6 +31,10 @@ from service.ui.pages import READERS, REVIEWERS, SignedIn, check_csrf, render, r
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 DbSession = Annotated[Session, Depends(get_session)]
+# A page's cursor travels in its "next" link: a broken one is best restarted from the first page.
+PAGE_LINK_INVALID = "The page link is not valid: go back to the first page."
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _secure(request: Request) -> bool:
@@ -44,8 +50,43 @@ def _safe_next(target: str | None) -> str:
     return "/ui/"
 
 
+def _next_url(path: str, query: Mapping[str, str | None], next_cursor: str | None) -> str | None:
+    """The link to the next page with the filters that are set; None on the last page."""
+    if not next_cursor:
+        return None
+    kept = {key: value for key, value in query.items() if value}
+    return f"{path}?{urlencode({**kept, 'cursor': next_cursor})}"
+
+
 def _see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
+
+
+async def _submit_form(
+    request: Request,
+    session: Session,
+    write: Callable[[], T],
+    *,
+    refused: tuple[type[Problem], ...],
+    again: Callable[[Problem], tuple[str, dict[str, Any]]],
+    then: Callable[[T], str],
+) -> Response:
+    """A posted form's one write: `write` (which commits) runs in the thread pool, then the browser is sent on
+    to `then(result)`. A problem of a `refused` kind rolls the transaction back, so nothing of the form is
+    stored, and shows the page `again(problem)` names (template, context) with the problem's status; any
+    other problem is answered as usual."""
+    try:
+        result = await run_db_work(request, write)
+    except refused as problem:
+        template, context = await run_db_work(request, _rolled_back, session, again, problem)
+        return render(request, template, context, status=problem.status_code)
+    return _see_other(then(result))
+
+
+def _rolled_back(session: Session, again: Callable[[Problem], R], problem: Problem) -> R:
+    """`again(problem)` after the refused write's transaction is rolled back, in a fresh one."""
+    session.rollback()
+    return again(problem)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,12 +200,8 @@ def queue(
     try:
         rows, next_cursor = reviews.queue_page(session, signed_in.principal.tenant_id, filters, 50, cursor)
     except reviews.InvalidCursor as exc:
-        raise InvalidInput(
-            "The page link is not valid: go back to the first page.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
-    query = {k: v for k, v in (("band", band), ("destination", destination)) if v}
-    next_url = f"/ui/queue?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
+        raise invalid_cursor(exc, PAGE_LINK_INVALID) from exc
+    next_url = _next_url("/ui/queue", {"band": band, "destination": destination}, next_cursor)
     context = {
         "items": views.queue_items(rows),
         "next_url": next_url,
@@ -190,12 +227,8 @@ def assessment_list(
     try:
         rows, next_cursor = assessments.list_page(session, signed_in.principal.tenant_id, filters, 25, cursor)
     except assessments.InvalidCursor as exc:
-        raise InvalidInput(
-            "The page link is not valid: go back to the first page.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
-    query = {k: v for k, v in (("traveler_reference", reference_q), ("band", band)) if v}
-    next_url = f"/ui/assessments?{urlencode({**query, 'cursor': next_cursor})}" if next_cursor else None
+        raise invalid_cursor(exc, PAGE_LINK_INVALID) from exc
+    next_url = _next_url("/ui/assessments", {"traveler_reference": reference_q, "band": band}, next_cursor)
     return render(
         request,
         "assessments.html",
@@ -203,15 +236,8 @@ def assessment_list(
     )
 
 
-def _owned(session: Session, signed_in: sessions.OpenSession, assessment_id: str) -> Any:
-    row = assessments.get(session, signed_in.principal.tenant_id, assessment_id[:64])
-    if row is None:
-        raise NotFound(f"No assessment '{assessment_id[:64]}' in your tenant.")
-    return row
-
-
 def _assessment_context(session: Session, signed_in: sessions.OpenSession, assessment_id: str) -> dict[str, Any]:
-    row = _owned(session, signed_in, assessment_id)
+    row = assessments.owned(session, signed_in.principal.tenant_id, assessment_id)
     body = assessments.revision_body(session, row)
     assert body is not None
     context = views.assessment_view(session, body)
@@ -264,16 +290,21 @@ async def record_review(assessment_id: str, request: Request, signed_in: SignedI
             reviews.decide(session, signed_in.principal, assessment_id, body)
             session.commit()
 
-    try:
-        await run_db_work(request, decide)
-    except (InvalidInput, Forbidden, Conflict) as exc:
-        session.rollback()
-        context = await run_db_work(request, _assessment_context, session, signed_in, assessment_id)
-        context["review_error"] = str(exc.detail)
-        context["review_errors"] = {e["field"]: e["message"] for e in exc.errors or []}
+    def again(problem: Problem) -> tuple[str, dict[str, Any]]:
+        context = _assessment_context(session, signed_in, assessment_id)
+        context["review_error"] = str(problem.detail)
+        context["review_errors"] = {e["field"]: e["message"] for e in problem.errors or []}
         context["review_values"] = form
-        return render(request, "assessment.html", context, status=exc.status_code)
-    return _see_other(f"/ui/assessments/{assessment_id[:64]}#review")
+        return "assessment.html", context
+
+    return await _submit_form(
+        request,
+        session,
+        decide,
+        refused=(InvalidInput, Forbidden, Conflict),
+        again=again,
+        then=lambda _: f"/ui/assessments/{assessment_id[:64]}#review",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,10 +324,7 @@ def model_page(request: Request, signed_in: SignedIn) -> Response:
 
 
 def _page_kind(slug: str) -> reference.PageKind:
-    page = reference.KINDS.get(slug)
-    if page is None:
-        raise NotFound(f"There is no kind of reference record called '{slug[:40]}'.")
-    return page
+    return found_or_404(reference.KINDS.get(slug), f"There is no kind of reference record called '{slug[:40]}'.")
 
 
 @router.get("/reference/{slug}")
@@ -318,11 +346,8 @@ def record_table(
             f"{exc.field}: {exc}", [{"field": exc.field, "message": str(exc), "location": "query"}]
         ) from exc
     except records.InvalidCursor as exc:
-        raise InvalidInput(
-            "The page link is not valid: go back to the first page.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
-    next_url = f"/ui/reference/{slug}?{urlencode({**search.query(), 'cursor': next_cursor})}" if next_cursor else None
+        raise invalid_cursor(exc, PAGE_LINK_INVALID) from exc
+    next_url = _next_url(f"/ui/reference/{slug}", search.query(), next_cursor)
     context = {
         "page": page,
         "items": items,
@@ -375,30 +400,41 @@ async def create_record(slug: str, request: Request, signed_in: SignedIn, sessio
         checked = records.validate_form(page.kind, document)
         return records.create(session, page.kind, checked, actor)
 
-    try:
-        row = await run_db_work(request, records.write, session, request.app.state.write_lock, create)
-    except InvalidInput as exc:
-        session.rollback()
-        errors = reference.errors_by_field(exc.errors)
-        context = await run_db_work(request, _form_context, page, session, document, errors)
-        return render(request, "record_form.html", context, status=422)
-    return _see_other(f"/ui/reference/{slug}/{row.id}")
+    def again(problem: Problem) -> tuple[str, dict[str, Any]]:
+        return "record_form.html", _form_context(page, session, document, reference.errors_by_field(problem.errors))
+
+    return await _submit_form(
+        request,
+        session,
+        partial(records.write, session, request.app.state.write_lock, create),
+        refused=(InvalidInput,),
+        again=again,
+        then=lambda row: f"/ui/reference/{slug}/{row.id}",
+    )
+
+
+def _record_context(
+    page: reference.PageKind,
+    session: Session,
+    record_id: str,
+    *,
+    can_edit: bool,
+    changes: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One record's page: its form (holding `changes` over the stored record, with `errors`), its history."""
+    row = records.get(session, page.kind, record_id)
+    context = _form_context(page, session, {**row.document, **(changes or {})}, errors, record_id)
+    history = records.history(session, page.kind, record_id)
+    context.update({"item": records.as_item(row), "history": list(reversed(history)), "can_edit": can_edit})
+    return context
 
 
 @router.get("/reference/{slug}/{record_id}")
 def record_page(slug: str, record_id: str, request: Request, signed_in: SignedIn, session: DbSession) -> Response:
     """One record with its history; analysts also get the form to change it."""
     page = _page_kind(slug)
-    row = records.get(session, page.kind, record_id)
-    history = records.history(session, page.kind, record_id)
-    context = _form_context(page, session, dict(row.document), record_id=record_id)
-    context.update(
-        {
-            "item": records.as_item(row),
-            "history": list(reversed(history)),
-            "can_edit": signed_in.principal.role == Role.analyst,
-        }
-    )
+    context = _record_context(page, session, record_id, can_edit=signed_in.principal.role == Role.analyst)
     return render(request, "record.html", context)
 
 
@@ -421,18 +457,15 @@ async def update_record(
             raise invalid_input([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         return records.patch(session, page.kind, record_id, checked, actor)
 
-    try:
-        await run_db_work(request, records.write, session, request.app.state.write_lock, patch)
-    except InvalidInput as exc:
-        errors = reference.errors_by_field(exc.errors)
+    def again(problem: Problem) -> tuple[str, dict[str, Any]]:
+        errors = reference.errors_by_field(problem.errors)
+        return "record.html", _record_context(page, session, record_id, can_edit=True, changes=changes, errors=errors)
 
-        def again() -> dict[str, Any]:
-            session.rollback()
-            row = records.get(session, page.kind, record_id)
-            context = _form_context(page, session, {**row.document, **changes}, errors, record_id)
-            history = records.history(session, page.kind, record_id)
-            context.update({"item": records.as_item(row), "history": list(reversed(history)), "can_edit": True})
-            return context
-
-        return render(request, "record.html", await run_db_work(request, again), status=422)
-    return _see_other(f"/ui/reference/{slug}/{record_id}")
+    return await _submit_form(
+        request,
+        session,
+        partial(records.write, session, request.app.state.write_lock, patch),
+        refused=(InvalidInput,),
+        again=again,
+        then=lambda _: f"/ui/reference/{slug}/{record_id}",
+    )

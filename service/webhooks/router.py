@@ -13,7 +13,14 @@ from service.bodies import JsonRoute
 from service.db import get_session
 from service.keys.models import Role
 from service.keys.service import Principal
-from service.problems import Conflict, InvalidInput, NotFound, invalid_input, openapi_responses
+from service.problems import (
+    Conflict,
+    found_or_404,
+    invalid_cursor,
+    invalid_input,
+    openapi_responses,
+    owned_or_404,
+)
 from service.settings import Settings
 from service.webhooks import service
 from service.webhooks.addresses import AddressRefused, check_url
@@ -54,10 +61,7 @@ def _checked_url(url: str, settings: Settings) -> str:
 
 
 def _owned(session: Session, principal: Principal, webhook_id: str) -> WebhookEndpoint:
-    endpoint = service.get_endpoint(session, principal.tenant_id, webhook_id)
-    if endpoint is None:
-        raise NotFound(f"No webhook '{webhook_id}' in your tenant.")
-    return endpoint
+    return owned_or_404(service.get_endpoint(session, principal.tenant_id, webhook_id), "webhook", webhook_id)
 
 
 def _delivery(delivery: WebhookDelivery, event_type: str) -> Delivery:
@@ -197,10 +201,7 @@ def list_webhook_deliveries(
     try:
         rows, next_cursor = service.list_deliveries(session, endpoint, state=state, limit=limit, cursor=cursor)
     except service.InvalidCursor as exc:
-        raise InvalidInput(
-            "The cursor is not valid: pass `next_cursor` from a previous page unchanged.",
-            [{"field": "cursor", "message": str(exc), "location": "query"}],
-        ) from exc
+        raise invalid_cursor(exc) from exc
     return DeliveryPage(items=[_delivery(d, t) for d, t in rows], next_cursor=next_cursor)
 
 
@@ -222,10 +223,9 @@ def _found_delivery(
     session: Session, principal: Principal, webhook_id: str, delivery_id: str
 ) -> tuple[WebhookDelivery, WebhookEvent]:
     endpoint = _owned(session, principal, webhook_id)
-    found = service.get_delivery(session, endpoint, delivery_id)
-    if found is None:
-        raise NotFound(f"No delivery '{delivery_id}' of webhook '{webhook_id}'.")
-    return found
+    return found_or_404(
+        service.get_delivery(session, endpoint, delivery_id), f"No delivery '{delivery_id}' of webhook '{webhook_id}'."
+    )
 
 
 @router.post(

@@ -101,6 +101,90 @@ def test_unknown_route_is_404_problem(client: TestClient) -> None:
     assert_problem(client.get("/v1/nothing-here"), 404)
 
 
+def assert_not_found(response: Any, detail: str) -> None:
+    """The whole body of a lookup's 404: plain HTTP problem, its own detail, the path and request id."""
+    assert_problem(response, 404)
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": detail,
+        "instance": response.request.url.path,
+        "request_id": response.headers["x-request-id"],
+    }
+
+
+def test_each_lookup_answers_a_404_naming_what_it_did_not_find(
+    client: TestClient, tenant: Any, make_tenant: Any
+) -> None:
+    requester, reviewer, admin = tenant.auth("requester"), tenant.auth("reviewer"), tenant.auth("admin")
+    created = client.post("/v1/assessments", json=REQUEST_EXAMPLE, headers=requester)
+    assert created.status_code == 201, created.text
+    mine = created.json()["id"]
+    # Ids are echoed cut to the column's length (64; keys 32), never whole.
+    long_id = "x" * 70
+    assessments = f"/v1/assessments/{long_id}"
+    assert_not_found(client.get(assessments, headers=requester), f"No assessment '{'x' * 64}' in your tenant.")
+    # Another tenant's assessment is answered as if there were none.
+    other = make_tenant().auth("requester")
+    assert_not_found(client.get(f"/v1/assessments/{mine}", headers=other), f"No assessment '{mine}' in your tenant.")
+    assert_not_found(
+        client.get(f"/v1/assessments/{mine}/revisions/7", headers=requester),
+        f"Assessment '{mine}' has no revision 7.",
+    )
+    assert_not_found(
+        client.get("/v1/assessments/nope/reviews", headers=reviewer), "No assessment 'nope' in your tenant."
+    )
+    assert_not_found(
+        client.post(
+            "/v1/assessments/nope/reviews",
+            json={"decision": "approved", "revision": 1, "rationale": "The trip is needed."},
+            headers=reviewer,
+        ),
+        "No assessment 'nope' in your tenant.",
+    )
+    assert_not_found(
+        client.get(f"/v1/assessments/{mine}/reviews/nope", headers=reviewer),
+        f"Assessment '{mine}' has no review 'nope'.",
+    )
+    assert_not_found(client.get(f"/v1/rosters/{long_id}", headers=requester), f"No roster '{'x' * 64}' in your tenant.")
+    assert_not_found(client.get("/v1/rosters/nope/results", headers=requester), "No roster 'nope' in your tenant.")
+    assert_not_found(client.get("/v1/webhooks/wh_nope", headers=admin), "No webhook 'wh_nope' in your tenant.")
+    hook = client.post(
+        "/v1/webhooks",
+        json={"url": "https://hooks.example.com/t", "event_types": ["assessment.created"]},
+        headers=admin,
+    )
+    assert hook.status_code == 201, hook.text
+    hook_id = hook.json()["id"]
+    assert_not_found(
+        client.get(f"/v1/webhooks/{hook_id}/deliveries/dl_nope", headers=admin),
+        f"No delivery 'dl_nope' of webhook '{hook_id}'.",
+    )
+    assert_not_found(client.delete(f"/v1/keys/{'k' * 40}", headers=admin), f"No key '{'k' * 32}' in your tenant.")
+    assert_not_found(
+        client.get("/v1/destinations/third-countries/UY", headers=requester), "No third-country profile for 'UY'."
+    )
+    assert_not_found(client.get(f"/v1/situations/{long_id}", headers=requester), f"No situation '{'x' * 64}'.")
+    assert_not_found(client.get("/v1/employer-disputes/emp-nope", headers=requester), "No employer dispute 'emp-nope'.")
+
+
+def test_a_cursor_no_page_issued_is_422_on_the_cursor_parameter(client: TestClient, tenant: Any) -> None:
+    admin = tenant.auth("admin")
+    hook = client.post(
+        "/v1/webhooks",
+        json={"url": "https://hooks.example.com/c", "event_types": ["assessment.created"]},
+        headers=admin,
+    )
+    assert hook.status_code == 201, hook.text
+    for path in ("/v1/assessments", "/v1/reviews", f"/v1/webhooks/{hook.json()['id']}/deliveries"):
+        body = assert_problem(client.get(path, params={"cursor": "bm90LWEtY3Vyc29y"}, headers=admin), 422)
+        assert body["type"] == "urn:travelrisk:problem:invalid-input" and body["title"] == "Invalid input"
+        assert body["detail"] == "The cursor is not valid: pass `next_cursor` from a previous page unchanged."
+        [error] = body["errors"]
+        assert error["field"] == "cursor" and error["location"] == "query" and error["message"], path
+
+
 def test_wrong_method_is_405_problem_with_allow(client: TestClient) -> None:
     response = client.put("/v1/assessments", json={})
     assert_problem(response, 405)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -97,6 +98,38 @@ def test_nobody_sees_another_tenants_assessment(client: TestClient, make_tenant:
     assert listed.json()["items"] == []
 
 
+def test_a_missing_assessment_or_kind_of_record_is_a_404_page_saying_which(client: TestClient, tenant: Tenant) -> None:
+    sign_in(client, tenant.keys[Role.requester])
+    missing = client.get(f"/ui/assessments/{'x' * 70}")
+    assert missing.status_code == 404 and "<html" in missing.text
+    assert f"No assessment '{'x' * 64}' in your tenant." in unescape(missing.text)
+    kind = client.get(f"/ui/reference/{'y' * 50}")
+    assert kind.status_code == 404
+    assert f"There is no kind of reference record called '{'y' * 40}'." in unescape(kind.text)
+
+
+def test_lists_link_their_next_page_with_the_filters_and_refuse_a_broken_link(
+    client: TestClient, tenant: Tenant
+) -> None:
+    reference = f"PAGE-{uuid.uuid4().hex[:8]}"
+    made = [create(client, tenant, severe_trip(reference))["id"] for _ in range(26)]
+    sign_in(client, tenant.keys[Role.requester])
+    first = client.get("/ui/assessments", params={"traveler_reference": reference, "band": ""})
+    assert first.status_code == 200
+    link = re.search(r'<a href="([^"]+)">Next page</a>', first.text)
+    assert link is not None
+    path, _, query = unescape(link.group(1)).partition("?")
+    assert path == "/ui/assessments" and re.fullmatch(rf"traveler_reference={reference}&cursor=[^&]+", query)
+    second = client.get(unescape(link.group(1)))
+    assert second.status_code == 200 and made[0] in second.text and "Next page" not in second.text
+    client.cookies.clear()
+    sign_in(client, tenant.keys[Role.reviewer])
+    for url in ("/ui/assessments", "/ui/queue", "/ui/reference/situations"):
+        broken = client.get(url, params={"cursor": "bm90LWEtY3Vyc29y"})
+        assert broken.status_code == 422, url
+        assert "The page link is not valid: go back to the first page." in broken.text, url
+
+
 def test_analyst_has_no_assessment_pages(client: TestClient, tenant: Tenant) -> None:
     sign_in(client, tenant.keys[Role.analyst])
     assert client.get("/ui/", follow_redirects=False).headers["location"] == "/ui/reference/situations"
@@ -164,6 +197,22 @@ def test_conditions_go_only_with_approved_with_conditions(client: TestClient, te
     assert response.status_code == 303
     history = client.get(f"/v1/assessments/{assessment['id']}/reviews", headers=tenant.auth(Role.reviewer)).json()
     assert history["items"][0]["decision"] == "rejected" and history["items"][0]["conditions"] == []
+
+
+def test_a_decision_on_a_decided_trip_comes_back_with_the_conflict_and_stores_nothing(
+    client: TestClient, tenant: Tenant
+) -> None:
+    assessment = create(client, tenant, severe_trip())
+    token = sign_in(client, tenant.keys[Role.reviewer])
+    url = f"/ui/assessments/{assessment['id']}/reviews"
+    first = {"csrf_token": token, "decision": "rejected", "revision": "1", "rationale": "No."}
+    assert client.post(url, data=first, follow_redirects=False).status_code == 303
+    again = client.post(url, data={**first, "decision": "approved", "rationale": "Yes after all."})
+    assert again.status_code == 409 and "<html" in again.text
+    assert f"Assessment '{assessment['id']}' is already decided (rejected)" in unescape(again.text)
+    assert 'id="review-error"' in again.text
+    history = client.get(f"/v1/assessments/{assessment['id']}/reviews", headers=tenant.auth(Role.reviewer)).json()
+    assert [item["decision"] for item in history["items"]] == ["rejected"]
 
 
 def test_an_invalid_review_comes_back_with_its_errors_and_stores_nothing(client: TestClient, tenant: Tenant) -> None:
