@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from service.compact import CompactJSON
 from service.db import Base, UTCDateTime
 
 
@@ -50,7 +51,8 @@ class AssessmentRevision(Base):
     revision: Mapped[int] = mapped_column(Integer)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("rescoring_jobs.id"))
     reason: Mapped[str] = mapped_column(String(500))
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # A full response per re-scored trip: stored compactly as assessments' documents are (service/compact.py).
+    response: Mapped[dict[str, Any]] = mapped_column(CompactJSON)
     model_version: Mapped[str] = mapped_column(String(100))
     rules_version: Mapped[str] = mapped_column(String(100))
     reference_data_version: Mapped[str] = mapped_column(String(100))
