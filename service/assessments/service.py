@@ -419,7 +419,7 @@ def _trip_window_pages(
     """The page queries of a window of trip dates, each reading a run of creation periods, newest first,
     skipping the periods without a match.
 
-    Each statement costs about the same whatever it reads (17 index ranges per period: a millisecond or
+    Each statement costs about the same whatever it reads (11 index ranges per period: a millisecond or
     two to plan on PostgreSQL), so the periods without a match are passed in as few statements as can be,
     and sparse matches are read several periods at a time:
 
@@ -534,10 +534,8 @@ def trip_window_ids(
 
 def _trip_window(conditions: list[Any], trip_from: dt.date, trip_to: dt.date, periods: tuple[int, int]) -> Any:
     """(id, created_at) of the assessments of `trip_window_ids`, unordered: one index range per period and
-    length class."""
-    # The conditions every class shares are built once: building SQL expressions is most of this query's
-    # cost in Python (17 arms of five comparisons each were half of a window's time).
-    shared = (
+    length class, the longest classes sharing one."""
+    shared = (  # built once, not once per class
         *conditions,
         # Each period by itself (IN, not BETWEEN): equal to one, the index continues with the class.
         Assessment.created_period.in_(range(periods[0], periods[1] + 1)),
@@ -546,14 +544,30 @@ def _trip_window(conditions: list[Any], trip_from: dt.date, trip_to: dt.date, pe
     )
     arms = []
     for span, of_span in enumerate(_OF_SPAN):
-        earliest_ordinal = trip_from.toordinal() - (2**span - 1)
-        earliest_start = dt.date.fromordinal(earliest_ordinal) if earliest_ordinal >= 1 else dt.date.min
-        arms.append(_WINDOW_COLUMNS.where(*shared, of_span, Assessment.trip_start >= earliest_start))
+        arms.append(_WINDOW_COLUMNS.where(*shared, of_span, Assessment.trip_start >= _earliest_start(trip_from, span)))
+    # Trips longer than 2**(_LONG_TRIP_SPAN - 1) days (postings of years) are few: one range reads them all
+    # in a period, and each class less is a range less for the database to plan in every statement.
+    arms.append(
+        _WINDOW_COLUMNS.where(
+            *shared,
+            Assessment.trip_span >= _LONG_TRIP_SPAN,
+            Assessment.trip_start >= _earliest_start(trip_from, LARGEST_TRIP_SPAN),
+        )
+    )
     return union_all(*arms).subquery("trip_window")
 
 
+def _earliest_start(trip_from: dt.date, span: int) -> dt.date:
+    """The earliest start of a trip of length class `span` that is still running on `trip_from`."""
+    ordinal = trip_from.toordinal() - (2**span - 1)
+    return dt.date.fromordinal(ordinal) if ordinal >= 1 else dt.date.min
+
+
+# Classes from this one up share one index range (2**9 = 512 days: the default longest trip, 730 days, is in
+# class 10).
+_LONG_TRIP_SPAN = 10
 _WINDOW_COLUMNS = select(Assessment.id, Assessment.created_at)
-_OF_SPAN = tuple(Assessment.trip_span == span for span in range(LARGEST_TRIP_SPAN + 1))
+_OF_SPAN = tuple(Assessment.trip_span == span for span in range(_LONG_TRIP_SPAN))
 
 
 def revision_body(session: Session, row: Assessment, revision: int | None = None) -> dict[str, Any] | None:
