@@ -428,8 +428,8 @@ def _trip_window_pages(
       case) those periods are skipped in one statement. When it finds a match (trips assessed after they
       started), the range is halved until its newest period with a match is left.
     - Periods are then read newest first: one (two after that first look), then, while the page is not
-      full, twice as many as the last read (up to `_MOST_PERIODS_READ`): a window's trips were created in
-      a run of periods, and a filter (a band, say) leaves few in each.
+      full, as many as the last read's yield says the rest of the page needs (up to `_MOST_PERIODS_READ`):
+      a window's trips were created in a run of periods, and a filter (a band, say) leaves few in each.
     - After a read without rows, ever wider ranges of older periods are probed while nothing is found,
       and a range with a match is halved down to its newest period with a match, which is read next.
     """
@@ -479,7 +479,10 @@ def _trip_window_pages(
             ids = trip_window_ids(conditions, trip_from, trip_to, (first, top), limit)
             yield page.where(Assessment.id.in_(ids))
             top = first - 1
-            reading = min(2 * reading, _MOST_PERIODS_READ) if len(found) > before else 0
+            gained, wanted = len(found) - before, limit + 1 - len(found)
+            # As many periods as the last read's yield says the rest of the page needs (a band filter
+            # leaves few matches in each period, and each read sorts all of its periods' matches).
+            reading = min(-(-wanted * reading // gained), _MOST_PERIODS_READ) if gained else 0
             probing = 2
             continue
         first = max(oldest, top - probing + 1)
