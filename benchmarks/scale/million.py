@@ -281,7 +281,7 @@ def plans(url: str, sample: dict[str, Any]) -> None:
     from sqlalchemy.orm import Session
 
     from service.assessments.models import Assessment
-    from service.assessments.service import ListFilters, list_queries
+    from service.assessments.service import ListFilters, assessed_late, created_period, list_queries
     from service.db import create_db_engine
     from service.reviews.service import QueueFilters, queue_query
     from service.reviews.states import OPEN
@@ -336,6 +336,18 @@ def plans(url: str, sample: dict[str, Any]) -> None:
             values = converted(params)
             states = (values.pop("state"),) if "state" in values else tuple(sorted(OPEN))
             explain(name, queue_query(sample["tenant_id"], QueueFilters(states=states, **values), 20, None))
+        # A trip window's first look: one probe of every creation period after the window's last day's.
+        until = dt.date.today() - dt.timedelta(days=200)
+        late = assessed_late(
+            [Assessment.tenant_id == sample["tenant_id"]],
+            until - dt.timedelta(days=7),
+            until,
+            (
+                created_period(dt.datetime.combine(until, dt.time(), dt.UTC)) + 1,
+                created_period(dt.datetime.now(dt.UTC)),
+            ),
+        )
+        explain("trip window (a past week), its probe of the periods after the window", late.limit(1))
         today = dt.date.today()
         walk = select(Assessment.id).where(Assessment.trip_end >= today).order_by(Assessment.trip_end, Assessment.id)
         explain("re-scoring walk, first batch of upcoming trips by (trip_end, id)", walk.limit(200))

@@ -438,17 +438,7 @@ def _trip_window_pages(
 
     def matches(first: int, last: int) -> bool:
         if first > guess:
-            # Created after the window's last day, a trip that had started by then was assessed late: such
-            # rows are few, and one index scan (every period and class, start dates up to the window's
-            # last day) finds them without the per-class ranges, in a statement that plans in a fraction
-            # of the time.
-            probe = select(Assessment.id).where(
-                *conditions,
-                Assessment.created_period.in_(range(first, last + 1)),
-                Assessment.trip_span.in_(range(LARGEST_TRIP_SPAN + 1)),
-                Assessment.trip_start <= trip_to,
-                Assessment.trip_end >= trip_from,
-            )
+            probe = assessed_late(conditions, trip_from, trip_to, (first, last))
         else:
             probe = _trip_window(conditions, trip_from, trip_to, (first, last)).select()
         return session.execute(probe.limit(1)).first() is not None
@@ -496,6 +486,22 @@ def _trip_window_pages(
 
 # Reading more periods at once sorts more of a dense window's matches than the page needs.
 _MOST_PERIODS_READ = 4
+
+
+def assessed_late(conditions: list[Any], trip_from: dt.date, trip_to: dt.date, periods: tuple[int, int]) -> Any:
+    """The ids of assessments meeting `conditions`, created in `periods` (first, last), all after
+    `trip_to`'s, whose trips overlap [trip_from, trip_to]: trips assessed after they had started.
+
+    Such rows are few, so one index scan (every period and class, start dates up to `trip_to`) finds them
+    without the per-class ranges of `trip_window_ids`, in a statement that plans in a fraction of the time.
+    """
+    return select(Assessment.id).where(
+        *conditions,
+        Assessment.created_period.in_(range(periods[0], periods[1] + 1)),
+        Assessment.trip_span.in_(range(LARGEST_TRIP_SPAN + 1)),
+        Assessment.trip_start <= trip_to,
+        Assessment.trip_end >= trip_from,
+    )
 
 
 def _period_range(
