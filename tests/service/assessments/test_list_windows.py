@@ -25,6 +25,19 @@ def sessions(settings: Any) -> Any:
     engine.dispose()
 
 
+def backdate(sessions: Any, stored: list[dict[str, Any]]) -> None:
+    """Give each stored assessment the `created_at` of its entry (and that day's creation period): a history."""
+    with sessions() as session:
+        for row in stored:
+            session.execute(
+                update(Assessment)
+                .where(Assessment.id == row["id"])
+                .values(created_at=row["created_at"], created_period=created_period(row["created_at"]))
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+
+
 def test_trip_span_is_the_length_class() -> None:
     day = dt.date(2060, 3, 1)
     spans = {days: trip_span(day, day + dt.timedelta(days=days - 1)) for days in (1, 2, 3, 4, 5, 8, 9, 730, 36_600)}
@@ -74,17 +87,10 @@ def test_trip_windows_match_the_overlap_of_dates_newest_first(client: TestClient
     # A history: the trips were assessed 1 to 200 days apart, over many 8-day creation periods (read newest
     # first, a few at a time), in the order they were posted.
     created = dt.datetime(2025, 1, 3, 12, 0, tzinfo=dt.UTC)
-    with sessions() as session:
-        for n, row in enumerate(stored):
-            created += dt.timedelta(days=[1, 200, 31, 33, 2, 64, 90, 5, 150, 1][n])
-            row["created_at"] = created
-            session.execute(
-                update(Assessment)
-                .where(Assessment.id == row["id"])
-                .values(created_at=created, created_period=created_period(created))
-                .execution_options(synchronize_session=False)
-            )
-        session.commit()
+    for n, row in enumerate(stored):
+        created += dt.timedelta(days=[1, 200, 31, 33, 2, 64, 90, 5, 150, 1][n])
+        row["created_at"] = created
+    backdate(sessions, stored)
     assert len({created_period(row["created_at"]) for row in stored}) == 7
     newest_first = list(reversed(stored))
     windows = [
@@ -147,17 +153,9 @@ def test_trip_windows_are_right_whether_trips_were_assessed_before_or_after_they
         stored.append({"id": created.json()["id"], "start": first, "end": last, "status": created.json()["status"]})
     bursts = [dt.datetime(2060, 3, 1, tzinfo=dt.UTC), dt.datetime(2061, 6, 1, tzinfo=dt.UTC)]
     bursts.append(dt.datetime(2063, 2, 1, tzinfo=dt.UTC))
-    with sessions() as session:
-        for n, row in enumerate(stored):
-            created = bursts[n % 3] + dt.timedelta(days=rng.randrange(40), minutes=n)
-            row["created_at"] = created
-            session.execute(
-                update(Assessment)
-                .where(Assessment.id == row["id"])
-                .values(created_at=created, created_period=created_period(created))
-                .execution_options(synchronize_session=False)
-            )
-        session.commit()
+    for n, row in enumerate(stored):
+        row["created_at"] = bursts[n % 3] + dt.timedelta(days=rng.randrange(40), minutes=n)
+    backdate(sessions, stored)
     assert any(row["created_at"].date() > row["end"] for row in stored)
     assert any(row["start"] <= row["created_at"].date() <= row["end"] for row in stored)
     assert any(row["created_at"].date() < row["start"] for row in stored)
