@@ -68,6 +68,23 @@ def record_situation(sessions: Any, home: str, started: dt.date, ended: dt.date 
     return situation.id
 
 
+def record_employer_dispute(sessions: Any, name: str) -> str:
+    """Record a commercial dispute of the employer `name` in China, as an analyst would, and queue its
+    re-scoring; its id."""
+    dispute = EmployerDisputeIn(
+        id=f"test-{uuid.uuid4().hex[:8]}",
+        name=name,
+        destination="CN",
+        kind="commercial_dispute",
+        started_on=dt.date(2020, 1, 1),
+        sources=[{"title": "analyst note", "url": "https://example.org/n", "date": "2026-11-01"}],
+    )
+    with sessions() as session:
+        enqueue_rescoring(session, upsert(session, EMPLOYER_DISPUTE, dispute, "test"))
+        session.commit()
+    return dispute.id
+
+
 def wait_for_jobs(sessions: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,17 +142,7 @@ def test_an_employer_dispute_rescores_its_staff(client: TestClient, tenant: Any,
     name = f"Zephyr {uuid.uuid4().hex[:6]} Holdings Ltd."
     staff = create(client, tenant, trip_body("GB", FUTURE, employer=name.upper().replace(" LTD.", "")))
     stranger = create(client, tenant, trip_body("GB", FUTURE, employer="Unrelated Widgets"))
-    dispute = EmployerDisputeIn(
-        id=f"test-{uuid.uuid4().hex[:8]}",
-        name=name,
-        destination="CN",
-        kind="commercial_dispute",
-        started_on=dt.date(2020, 1, 1),
-        sources=[{"title": "analyst note", "url": "https://example.org/n", "date": "2026-11-01"}],
-    )
-    with sessions() as session:
-        enqueue_rescoring(session, upsert(session, EMPLOYER_DISPUTE, dispute, "test"))
-        session.commit()
+    record_employer_dispute(sessions, name)
     wait_for_jobs(sessions)
     headers = tenant.auth("reviewer")
     body = client.get(f"/v1/assessments/{staff['id']}", headers=headers).json()

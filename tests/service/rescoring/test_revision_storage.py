@@ -14,15 +14,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import MetaData, insert, select, text
 
-from risk_rules.reference import EmployerDisputeIn
 from service import compact
 from service.db import create_db_engine, create_session_factory, downgrade_database, upgrade_database
-from service.reference.models import EMPLOYER_DISPUTE
-from service.reference.store import upsert
 from service.rescoring.models import AssessmentRevision
-from service.rescoring.service import enqueue_rescoring
 from tests.service.conftest import make_settings
-from tests.service.rescoring.test_rescoring import FUTURE, create, record_situation, trip_body, wait_for_jobs
+from tests.service.rescoring.test_rescoring import (
+    FUTURE,
+    create,
+    record_employer_dispute,
+    record_situation,
+    trip_body,
+    wait_for_jobs,
+)
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -73,17 +76,7 @@ def test_a_rescoring_is_stored_as_a_frame_and_reads_back_unchanged(
     assert len(raw) < len(orjson.dumps(second)) / 2
 
     # A later change is re-scored from the stored frame (the current revision it compares against).
-    dispute = EmployerDisputeIn(
-        id=f"test-{uuid.uuid4().hex[:8]}",
-        name=employer,
-        destination="CN",
-        kind="commercial_dispute",
-        started_on=dt.date(2020, 1, 1),
-        sources=[{"title": "analyst note", "url": "https://example.org/n", "date": "2026-11-01"}],
-    )
-    with sessions() as session:
-        enqueue_rescoring(session, upsert(session, EMPLOYER_DISPUTE, dispute, "test"))
-        session.commit()
+    record_employer_dispute(sessions, employer)
     wait_for_jobs(sessions)
     stored = [bytes(value) for value in stored_responses(sessions, original["id"])]
     assert [value[:4] for value in stored] == [ZSTD_MAGIC, ZSTD_MAGIC]
