@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from risk_rules.errors import ModelArtifactError
+from risk_rules.unknowns import PopulationShares, neutral_shares
 
-ARTIFACT_FORMAT = 2
-# Format 1 (bootstrap refits) stays loadable so that old assessments can be re-explained.
-SUPPORTED_FORMATS = (1, 2)
+ARTIFACT_FORMAT = 3
+# Format 1 (bootstrap refits) and 2 (bands fixed to one destination leg's no-factor odds, left-out fields
+# read as absent) stay loadable so that old assessments can be re-explained as they were scored.
+SUPPORTED_FORMATS = (1, 2, 3)
 THIRD_COUNTRY_FEATURE = "third_country_leg"
 
 
@@ -41,6 +43,19 @@ class BandThresholds:
             return "elevated"
         return "low"
 
+    def as_dict(self) -> dict[str, float]:
+        return {"elevated": self.elevated, "high": self.high, "severe": self.severe}
+
+
+def thresholds_over(baseline: float, multiples: dict[str, float]) -> BandThresholds:
+    """Band thresholds for an itinerary whose no-factor probability is `baseline`: the probabilities at
+    which the trip's odds are `multiples` times the no-factor odds of the same itinerary."""
+    baseline = min(max(baseline, 1e-300), 1.0 - 1e-12)
+    odds = baseline / (1.0 - baseline)
+    return BandThresholds(
+        *((m * odds) / (1.0 + m * odds) for m in (multiples["elevated"], multiples["high"], multiples["severe"]))
+    )
+
 
 @dataclass(frozen=True)
 class ModelArtifact:
@@ -52,13 +67,24 @@ class ModelArtifact:
     intercept: float  # corrected to the per-trip base rate
     bootstrap_coefficients: np.ndarray  # (B, F): posterior draws (bootstrap refits in format 1)
     bootstrap_intercepts: np.ndarray  # (B,), corrected
-    bands: BandThresholds
+    bands: BandThresholds  # for one destination leg (the only bands of formats 1 and 2)
     rules_version: str
     document: dict[str, Any]
+    # Format 3 on: bands are multiples of the same itinerary's no-factor odds, for any number of legs.
+    band_multiples: dict[str, float] | None = None
+    # The reference population's shares a left-out field's expectation is taken under (format 3 on;
+    # earlier models read a left-out field as absent, which `neutral_shares` reproduces).
+    shares: PopulationShares = field(default_factory=neutral_shares)
 
     @property
     def third_country_index(self) -> int:
         return self.features.index(THIRD_COUNTRY_FEATURE)
+
+    def bands_for(self, baseline: float) -> BandThresholds:
+        """The band thresholds of an itinerary whose no-factor probability is `baseline`."""
+        if self.band_multiples is None:
+            return self.bands
+        return thresholds_over(baseline, self.band_multiples)
 
     def coefficient(self, feature: str) -> float:
         return float(self.coefficients[self.features.index(feature)])
@@ -76,6 +102,8 @@ def artifact_from_document(document: dict[str, Any], origin: str = "model artifa
         boot_coef = np.asarray(boot["coefficients"], dtype=float)
         boot_int = np.asarray(boot["intercepts"], dtype=float)
         bands = document["bands"]["thresholds"]
+        relative = document["format"] >= 3
+        shares = PopulationShares.from_document(document["population_shares"]) if relative else neutral_shares()
         artifact = ModelArtifact(
             version=document["version"],
             features=features,
@@ -86,6 +114,8 @@ def artifact_from_document(document: dict[str, Any], origin: str = "model artifa
             bands=BandThresholds(float(bands["elevated"]), float(bands["high"]), float(bands["severe"])),
             rules_version=document["rules_version"],
             document=document,
+            band_multiples=dict(document["bands"]["multiples_of_no_factor_odds"]) if relative else None,
+            shares=shares,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelArtifactError(f"{origin}: malformed artifact ({exc})") from exc

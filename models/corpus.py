@@ -7,6 +7,7 @@ exactly the facts and rules that scoring uses.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -20,8 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from risk_rules.errors import TravelriskError
 from risk_rules.forms import AssessmentRequest
 from risk_rules.reference import InMemoryReference
+from risk_rules.sources import normalise_whitespace
+from risk_rules.unknowns import PopulationShares
 
-# An unstated stay is filled the way the reference population fills it: its median (population.yaml).
+# The spread of short stays around their median, on the log scale (an assumption, on the card).
+STAY_LOG_SD = 0.5
+# An unstated stay is a 7-day placeholder leg (its length is unknown to the rules: `stay_given=False`).
 UNSTATED_STAY_DAYS = 7
 DERIVED_RECORD = re.compile(
     r"^(situation:[a-z0-9][a-z0-9-]*|employer_dispute:[a-z0-9][a-z0-9-]*|forced_return:[A-Z]{2}:\d{4}-\d{2}-\d{2})$"
@@ -36,6 +41,15 @@ class CitationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source: str
     quote: str = Field(min_length=10)
+
+
+class NotDerived(BaseModel):
+    """A reference record (or `prior:<rule>`, the passages behind a rule's prior) that shares a report, a
+    passage or a name with an incident and is nevertheless not built from it, with the written reason why."""
+
+    model_config = ConfigDict(extra="forbid")
+    record: str = Field(pattern=DERIVED_RECORD.pattern[:-2] + r"|prior:[a-z][a-z0-9_]*)$")
+    why: str = Field(min_length=20)
 
 
 class Incident(BaseModel):
@@ -56,8 +70,9 @@ class Incident(BaseModel):
     )
     stay_stated: bool = Field(
         default=False,
-        description="Whether the sources state the length of the stay; when not, every leg is the reference"
-        " population's median stay and there is no transit leg, so no factor fires from a convention.",
+        description="Whether the sources state the length of the stay; when not, every leg is a 7-day placeholder"
+        " (it dates the leg for the situations active then) and the length of the stay is unknown: the factor"
+        " reading it takes its expectation under the reference population.",
     )
     occurred_on: dt.date
     date_precision: Literal["day", "month", "year"]
@@ -69,17 +84,17 @@ class Incident(BaseModel):
     count: int = Field(default=1, ge=1)
     request: AssessmentRequest
     assumptions: list[str] = []
-    event: str | None = Field(
-        default=None,
-        pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="Incidents from one state response or one family share an event;"
-        " validation holds them out together.",
-    )
-    derived_records: list[str] = Field(
+    records_not_derived: list[NotDerived] = Field(
         default=[],
-        description="Reference records that exist because of this incident, as kind:id"
-        " (situation:<id>, employer_dispute:<id>, third_country:<code>).",
+        description="Reference records that share a report, passage or name with the incident but are not built"
+        " from it, each with the reason; any other overlap must be a derived record.",
     )
+
+    @property
+    def civil_or_commercial(self) -> bool:
+        """The reporting states a civil, commercial or tax dispute of the traveller (or their company)."""
+        legal = self.request.traveler.legal_exposure
+        return bool(legal and (legal.civil_or_commercial_dispute or legal.tax_dispute))
 
     @model_validator(mode="after")
     def _date_within_trip(self) -> Incident:
@@ -97,8 +112,8 @@ class Incident(BaseModel):
                 raise ValueError("a transit leg needs stay_stated: true (the sources must state it)")
             if days != UNSTATED_STAY_DAYS:
                 raise ValueError(
-                    f"a {days}-day leg to {leg.country}: an unstated stay is the reference population's median,"
-                    f" {UNSTATED_STAY_DAYS} days (or set stay_stated: true and quote the source)"
+                    f"a {days}-day leg to {leg.country}: an unstated stay is a {UNSTATED_STAY_DAYS}-day placeholder"
+                    " leg (or set stay_stated: true and quote the source)"
                 )
         return self
 
@@ -183,6 +198,34 @@ class Population:
                 rows.append(row)
         return rows
 
+    def shares(self) -> PopulationShares:
+        """The distributions of the fields a request may leave out, as the controls are drawn from them."""
+        doc = self.document
+
+        def value(key: str) -> float:
+            return float(doc[key]["value"])
+
+        return PopulationShares(
+            occupation=tuple((k, float(v)) for k, v in doc["occupations"]["shares"].items()),
+            sector=tuple((k, float(v)) for k, v in doc["sectors"]["shares"].items()),
+            purpose=tuple((k, float(v)) for k, v in doc["purposes"]["shares"].items()),
+            born=value("born_in_destination_share"),
+            permit_if_claimed_or_born=value("permit_entry_share_given_claimed_or_born"),
+            relatives=value("relatives_in_destination_share"),
+            relatives_if_born=value("relatives_share_given_born"),
+            family_sought=value("family_member_sought_share"),
+            relative_critic_if_claimed_or_born=value("relative_critic_share_given_claimed_or_born"),
+            personally_sought=value("personally_sought_share"),
+            criminal_investigation=value("criminal_investigation_share"),
+            civil_or_commercial_dispute=value("civil_or_commercial_dispute_share"),
+            tax_dispute=value("tax_dispute_share"),
+            criticizes=value("criticizes_government_share"),
+            activism=(("democracy", value("activism_share")),),
+            affiliations=(("falun_gong", value("affiliation_share")),),
+            employer_in_dispute=value("employer_in_dispute_share"),
+            stay_days=stay_distribution(doc["stay_days"]),
+        )
+
     def relative_volume(self) -> list[tuple[dt.date, dt.date, float]]:
         """The periods in which trips run at a fraction of the usual volume: (first day, last day, fraction)."""
         entry = self.document.get("travel_volume") or {"periods": []}
@@ -190,6 +233,31 @@ class Population:
             (dt.date.fromisoformat(p["from"]), dt.date.fromisoformat(p["to"]), float(p["relative"]))
             for p in entry["periods"]
         ]
+
+
+def stay_distribution(stay: dict[str, Any]) -> tuple[tuple[float, float], ...]:
+    """P(a trip's leg lasts d days), d = 1 … 365: a log-normal around the median (sd 0.5 on the log
+    scale) rounded to whole days, at least one, and a share of long stays spread evenly over their range."""
+    from statistics import NormalDist
+
+    log_median = math.log(float(stay["median"]))
+    normal = NormalDist(log_median, STAY_LOG_SD)
+
+    def below(days: float) -> float:
+        return normal.cdf(math.log(days)) if days > 0 else 0.0
+
+    long_share = float(stay["long_stay_share"])
+    low, high = (int(v) for v in stay["long_stay_days"])
+    short = [below(1.5)] + [below(d + 0.5) - below(d - 0.5) for d in range(2, 366)]
+    total = sum(short)
+    out = []
+    for d in range(1, 366):
+        p = (1.0 - long_share) * short[d - 1] / total
+        if low <= d <= high:
+            p += long_share / (high - low + 1)
+        if p > 0:
+            out.append((float(d), p))
+    return tuple(out)
 
 
 def population_problems(document: Any) -> list[str]:
@@ -249,78 +317,102 @@ def _arrival(
             return day
 
 
-def _pick(rng: np.random.Generator, shares: dict[str, float]) -> str:
-    keys = list(shares)
-    weights = np.asarray([shares[k] for k in keys], dtype=float)
-    return keys[int(rng.choice(len(keys), p=weights / weights.sum()))]
+class _Choice:
+    """Draws keys in proportion to their shares (weights, normalised), one uniform number a draw."""
+
+    def __init__(self, shares: dict[str, float]) -> None:
+        self.keys = list(shares)
+        weights = np.asarray([float(shares[k]) for k in self.keys])
+        self.cumulative = np.cumsum(weights / weights.sum())
+
+    def __call__(self, rng: np.random.Generator) -> str:
+        index = int(np.searchsorted(self.cumulative, rng.random(), side="right"))
+        return self.keys[min(index, len(self.keys) - 1)]
+
+
+# The names the reference population's employers go by when they are in no recorded dispute: a stated
+# employer, so that the employer-dispute factor is judged (no) rather than unknown.
+CONTROL_EMPLOYER = "Reference population employer"
 
 
 def generate_controls(
     population: Population, reference: InMemoryReference, trips: int | None = None, seed: int | None = None
 ) -> list[AssessmentRequest]:
-    """Draw ordinary trips from the reference population with a fixed seed (deterministic)."""
+    """Draw ordinary trips from the reference population with a fixed seed (deterministic).
+
+    Every field a request may leave out is stated for a control: its value is drawn from the shares
+    `Population.shares` gives, the same shares a left-out field's expectation is taken under."""
     doc = population.document
+    shares = population.shares()
     rng = np.random.default_rng(population.seed if seed is None else seed)
     count = int(doc["trips"] if trips is None else trips)
     start = dt.date.fromisoformat(doc["dates"]["start"])
     span = (dt.date.fromisoformat(doc["dates"]["end"]) - start).days
-    disputed = [d.name for d in reference.employer_disputes] or ["(none)"]
+    disputed = [d.name for d in reference.employer_disputes] or [CONTROL_EMPLOYER]
     volume = population.relative_volume()
+    claimed_group: set[str] = set()
+    for code in reference.covered_destinations():
+        profile = reference.destination_profile(code)
+        if profile is not None:
+            claimed_group |= profile.nationality_group
+    destinations = _Choice(doc["destinations"]["shares"])
+    homes = _Choice(doc["citizenships"]["shares"])
+    occupations = _Choice(dict(shares.occupation))
+    sectors = _Choice(dict(shares.sector))
+    purposes = _Choice(dict(shares.purpose))
+    vias = _Choice(doc["transit"]["countries"])
+    stays = _Choice({str(int(d)): p for d, p in shares.stay_days})
+    activism = shares.activism[0] if shares.activism else ("democracy", 0.0)
+    affiliation = shares.affiliations[0] if shares.affiliations else ("falun_gong", 0.0)
 
-    def chance(key: str) -> bool:
-        return bool(rng.random() < float(doc[key]["value"]))
+    def chance(p: float) -> bool:
+        return bool(rng.random() < p)
 
     out: list[AssessmentRequest] = []
     for _ in range(count):
-        destination = _pick(rng, doc["destinations"]["shares"])
-        home = _pick(rng, doc["citizenships"]["shares"])
+        destination = destinations(rng)
+        home = homes(rng)
         citizenships = [home]
-        if chance("prc_national_share"):
+        if chance(float(doc["prc_national_share"]["value"])):
             citizenships = ["CN"]
-        elif chance("dual_national_share"):
+        elif chance(float(doc["dual_national_share"]["value"])):
             citizenships = [home, "CN"]
-        born = chance("born_in_destination_share")
+        claimed = any(c in claimed_group for c in citizenships)
+        born = chance(shares.born)
         traveler: dict[str, Any] = {
             "citizenships": citizenships,
-            "occupation": _pick(rng, doc["occupations"]["shares"]),
-            "employer": {"sector": _pick(rng, doc["sectors"]["shares"])},
-            "relatives_in_destination": bool(chance("relatives_in_destination_share") or (born and rng.random() < 0.5)),
+            "birth_country": "CN" if born else citizenships[0],
+            "former_citizenships": ["CN"] if born and not claimed else [],
+            "occupation": occupations(rng),
+            "employer": {"name": CONTROL_EMPLOYER, "sector": sectors(rng)},
+            "relatives_in_destination": chance(shares.relatives) or (born and chance(shares.relatives_if_born)),
             "legal_exposure": {
-                "sought_by_destination_authorities": chance("personally_sought_share"),
-                "criminal_investigation": chance("criminal_investigation_share"),
-                "civil_or_commercial_dispute": chance("civil_or_commercial_dispute_share"),
-                "tax_dispute": chance("tax_dispute_share"),
+                "sought_by_destination_authorities": chance(shares.personally_sought),
+                "criminal_investigation": chance(shares.criminal_investigation),
+                "civil_or_commercial_dispute": chance(shares.civil_or_commercial_dispute),
+                "tax_dispute": chance(shares.tax_dispute),
             },
             "public_profile": {
-                "criticizes_destination_government": chance("criticizes_government_share"),
-                "activism": ["democracy"] if chance("activism_share") else [],
+                "criticizes_destination_government": chance(shares.criticizes),
+                "activism": [activism[0]] if chance(activism[1]) else [],
             },
-            "affiliations": ["falun_gong"] if chance("affiliation_share") else [],
+            "affiliations": [affiliation[0]] if chance(affiliation[1]) else [],
         }
-        if born:
-            traveler["birth_country"] = "CN"
-            if "CN" not in citizenships:
-                traveler["former_citizenships"] = ["CN"]
         ties = []
-        if chance("family_member_sought_share"):
+        if chance(shares.family_sought):
             ties.append({"relation": "parent", "sought_by_destination_authorities": True})
-        if ("CN" in citizenships or born) and chance("relative_critic_share_given_claimed_or_born"):
+        if (claimed or born) and chance(shares.relative_critic_if_claimed_or_born):
             ties.append({"relation": "sibling", "criticizes_destination_government": True})
-        if ties:
-            traveler["family_ties"] = ties
-        if chance("employer_in_dispute_share"):
+        traveler["family_ties"] = ties
+        if chance(shares.employer_in_dispute):
             traveler["employer"]["name"] = disputed[int(rng.integers(len(disputed)))]
         arrive = _arrival(rng, start, span, volume)
-        stay = doc["stay_days"]
-        if rng.random() < float(stay["long_stay_share"]):
-            low, high = stay["long_stay_days"]
-            days = int(rng.integers(low, high + 1))
-        else:
-            days = max(1, int(round(rng.lognormal(np.log(stay["median"]), 0.5))))
+        days = int(stays(rng))
         legs = []
         if rng.random() < float(doc["transit"]["share"]):
-            via = _pick(rng, doc["transit"]["countries"])
-            legs.append({"country": via, "arrive": arrive.isoformat(), "depart": arrive.isoformat(), "transit": True})
+            legs.append(
+                {"country": vias(rng), "arrive": arrive.isoformat(), "depart": arrive.isoformat(), "transit": True}
+            )
         legs.append(
             {
                 "country": destination,
@@ -328,8 +420,241 @@ def generate_controls(
                 "depart": (arrive + dt.timedelta(days=days - 1)).isoformat(),
             }
         )
-        claimed = "CN" in citizenships or born
-        entry = "destination_travel_permit" if claimed and chance("permit_entry_share_given_claimed_or_born") else home
-        trip = {"purpose": _pick(rng, doc["purposes"]["shares"]), "legs": legs, "entry_document": entry}
+        entry = "destination_travel_permit" if (claimed or born) and chance(shares.permit_if_claimed_or_born) else None
+        trip = {"purpose": purposes(rng), "legs": legs, "entry_document": entry or citizenships[0]}
         out.append(AssessmentRequest.model_validate({"traveler": traveler, "trip": trip}))
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Records built from cases: every overlap declared
+
+
+# Words that make a capitalised run of words a place, a nationality or an institution, not a person.
+_NOT_A_NAME = frozenset(
+    [
+        "Afghan",
+        "Afghanistan",
+        "American",
+        "Americans",
+        "Australia",
+        "Australian",
+        "Beijing",
+        "Britain",
+        "British",
+        "Cambodia",
+        "Canada",
+        "Canadian",
+        "Canadians",
+        "Caucasian",
+        "China",
+        "Chinese",
+        "Communist",
+        "Crown",
+        "Egypt",
+        "Egyptian",
+        "European",
+        "Falun",
+        "Gong",
+        "Germany",
+        "Group",
+        "Hong",
+        "Kong",
+        "House",
+        "Human",
+        "Japan",
+        "Japanese",
+        "Kazakhstan",
+        "Korea",
+        "Korean",
+        "Kyrgyzstan",
+        "Macau",
+        "Macao",
+        "Malaysia",
+        "Muslims",
+        "National",
+        "Party",
+        "People",
+        "Republic",
+        "Rights",
+        "Saudi",
+        "Security",
+        "Shanghai",
+        "South",
+        "State",
+        "States",
+        "Taiwan",
+        "Taiwanese",
+        "Thai",
+        "Thailand",
+        "The",
+        "Tibet",
+        "Tibetan",
+        "UAE",
+        "Uighur",
+        "Uighurs",
+        "United",
+        "Uyghur",
+        "Uyghurs",
+        "Uzbekistan",
+        "Watch",
+        "Xinjiang",
+        "Asylum",
+        "Red",
+        "Army",
+        "Sky",
+        "Net",
+        "Fox",
+        "Hunt",
+        "Ministry",
+        "Office",
+        "Patent",
+        "Trademark",
+        "University",
+        "Bank",
+        "Company",
+        "Corporation",
+        "Holdings",
+        "Foreign",
+        "Affairs",
+        "Times",
+        "New",
+        "York",
+        "Post",
+        "Morning",
+        "Radio",
+        "Free",
+        "Asia",
+        "Prime",
+        "Minister",
+        "Minister",
+        "President",
+        "Embassy",
+        "Consulate",
+        "Court",
+        "Supreme",
+        "Intermediate",
+        "Police",
+        "Public",
+        "Bureau",
+        "Department",
+        "Mr",
+        "Mrs",
+        "Ms",
+        "Dr",
+    ]
+)
+_NAME_RUN = re.compile(r"[A-Z][\w’'\-]+(?:\s+[A-Z][\w’'\-]+)+")
+_SAME_PASSAGE_CHARS = 40
+
+
+def _person_names(person: str) -> list[str]:
+    """The names in an incident's `person` (runs of capitalised words that are not places or groups)."""
+    names = []
+    for run in _NAME_RUN.findall(person):
+        words = [w for w in run.split() if w not in _NOT_A_NAME]
+        if len(words) >= 2:
+            names.append(" ".join(words))
+    return names
+
+
+def _names_in(names: list[str], text: str) -> list[str]:
+    """The names (or, for a name of a long last word, that word alone) that `text` mentions."""
+    found = []
+    for name in names:
+        last = name.split()[-1]
+        patterns = [re.escape(name)] + ([re.escape(last)] if len(last) >= 5 else [])
+        if any(re.search(rf"\b{p}\b", text) for p in patterns):
+            found.append(name)
+    return found
+
+
+def _same_passage(a: str, b: str) -> bool:
+    """Two quotes of one source overlap: one holds the other, or they share a long run of text."""
+    from difflib import SequenceMatcher
+
+    a, b = normalise_whitespace(a), normalise_whitespace(b)
+    if a in b or b in a:
+        return True
+    match = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return match.size >= _SAME_PASSAGE_CHARS
+
+
+def _reference_records(document: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """Each reference record as (its name as incidents name it, its citations, the text of its notes)."""
+    out = []
+
+    def cites(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(c["source"], c.get("quote", "")) for c in items or [] if c.get("source")]
+
+    for s in document.get("situations", []):
+        notes = " ".join(str(s.get(k) or "") for k in ("title", "date_note", "severity_note"))
+        out.append((f"situation:{s['id']}", cites(s.get("sources")), notes))
+    for d in document.get("employer_disputes", []):
+        notes = " ".join(str(d.get(k) or "") for k in ("name", "date_note", "note"))
+        out.append((f"employer_dispute:{d['id']}", cites(d.get("sources")), notes))
+    for t in document.get("third_countries", []):
+        for r in t.get("forced_returns", []) or []:
+            notes = " ".join(str(r.get(k) or "") for k in ("description", "date_note"))
+            out.append((f"forced_return:{t['code']}:{r['occurred_on']}", cites(r.get("sources")), notes))
+    return out
+
+
+def derived_record_problems(
+    incidents: list[Incident], ruleset: Any, reference_document: dict[str, Any] | None = None
+) -> list[str]:
+    """Undeclared overlaps between the corpus and what is built from documents it also rests on.
+
+    A reference record that cites a report an incident cites, quotes a passage an incident quotes, or whose
+    title or notes name the incident's person, is derived from that incident: it must be among the
+    incident's `derived_records` or carry a reason in its `records_not_derived`. A prior's passage that an
+    incident also quotes rests on that incident's event: the passage must name the event among its cases.
+    """
+    from risk_rules.reference import bundled_reference_path
+    from risk_rules.sources import load_reporting
+
+    if reference_document is None:
+        reference_document = yaml.safe_load(bundled_reference_path().read_text(encoding="utf-8"))
+    reports = set(load_reporting())
+    records = _reference_records(reference_document)
+    problems = []
+    for incident in incidents:
+        if not incident.train:
+            continue
+        quoted: dict[str, list[str]] = {}
+        for c in incident.sources:
+            quoted.setdefault(c.source, []).append(c.quote)
+        declared = set(incident.derived_records) | {n.record for n in incident.records_not_derived}
+        names = _person_names(incident.person)
+        for record, citations, notes in records:
+            why = []
+            for source, quote in citations:
+                if source in quoted and source in reports:
+                    why.append(f"both cite the report {source}")
+                elif source in quoted and any(_same_passage(quote, q) for q in quoted[source]):
+                    why.append(f"both quote one passage of {source}")
+            if mentioned := _names_in(names, notes):
+                why.append(f"its notes name {', '.join(mentioned)}")
+            if why and record not in declared:
+                problems.append(
+                    f"{record} overlaps incident {incident.id} ({'; '.join(sorted(set(why)))}): list it in the"
+                    " incident's derived_records, or in records_not_derived with the reason it is independent"
+                )
+        for rule in ruleset.rules:
+            if f"prior:{rule.id}" in declared:
+                continue
+            for passage in rule.prior.evidence:
+                if incident.event in passage.cases:
+                    continue
+                if any(_same_passage(passage.quote, q) for q in quoted.get(passage.source, ())):
+                    problems.append(
+                        f"rule {rule.id}: a prior passage of {passage.source} is quoted by incident {incident.id}:"
+                        f" name its event '{incident.event}' among the passage's cases"
+                    )
+    return problems
+
+
+def check_derived_records(incidents: list[Incident], ruleset: Any) -> None:
+    """Refuse a corpus whose overlaps with the reference records or the priors are not declared."""
+    if problems := derived_record_problems(incidents, ruleset):
+        raise CorpusError("undeclared derived records:\n- " + "\n- ".join(problems))

@@ -1,33 +1,65 @@
 """Fitting the Bayesian case-control logistic model and writing its JSON artifact and model card.
 
 Cases are the bundled incidents, controls the reference population; both go through the same facts
-and rules as scoring (`models.assess.feature_matrix`). Each rule declares a prior for its coefficient
-(`risk_rules.priors`: a normal truncated at zero, graded by how directly the sources document the
-factor); the fit is the posterior mode under those priors (scipy's L-BFGS-B, the truncation as a
-bound), its uncertainty a Laplace approximation sampled with a fixed seed. The intercept is corrected
-to a stated per-trip base rate (King & Zeng 2001 prior correction). Validation lives in
-`models.validation` and runs the same fit.
+and rules as scoring (`models.assess.feature_matrix`), and a factor that reads a field a case's
+reporting does not state takes its expectation under the reference population, as for a request.
+Each rule declares a prior for its coefficient (`risk_rules.priors`: a normal truncated at zero, graded
+by what its passages document); the fit is the posterior mode under those priors (scipy's L-BFGS-B, the
+truncation as a bound, then Newton steps), its uncertainty a Laplace approximation sampled with a fixed
+seed. The intercept is corrected to a stated per-trip base rate (King & Zeng 2001 prior correction).
+Validation lives in `models.validation` and runs the same fit.
+
+A model's version names its inputs (rules and their priors, the corpus, the population, the reference
+data, the seed and settings, the training code), not its floating-point outputs: a retrain anywhere
+gives the same version, and its numbers agree with the bundled ones within `REPRODUCTION_TOLERANCE`.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.artifact import ARTIFACT_FORMAT, THIRD_COUNTRY_FEATURE, activate, artifact_path
-from models.assess import feature_matrix, model_features
-from models.corpus import Incident, Population, generate_controls, load_incidents
-from risk_rules.facts import UNASSESSED, LegFacts, leg_facts
+from models.corpus import (
+    Population,
+    bundled_incidents_path,
+    bundled_population_path,
+    check_derived_records,
+    generate_controls,
+    load_incidents,
+)
+from models.fitting import (  # noqa: F401 - the fit, re-exported for the callers of models.training
+    BAND_MULTIPLES,
+    DIGITS,
+    INTERCEPT_PRIOR_SD,
+    THIRD_COUNTRY_PRIOR,
+    Posterior,
+    Priors,
+    TrainingData,
+    band_thresholds,
+    build_training_data,
+    distinct_row_index,
+    distinct_rows,
+    fit_posterior,
+    posterior_draws,
+    prior_correction,
+    priors_from_rules,
+    touched_by,
+    without_records,
+)
+from risk_rules.facts import leg_facts
 from risk_rules.priors import PRIOR_GRADES
 from risk_rules.reference import InMemoryReference, load_bundled_reference
 from risk_rules.ruleset import RuleSet, bundled_rules
+from risk_rules.unknowns import Expectations
 
 # The per-trip base rate τ the intercept is corrected to. The sources give no trip denominators, so
 # this is an assumption; operators set their own with `--base-rate`.
@@ -38,330 +70,54 @@ DEFAULT_BASE_RATE_PROVENANCE = (
     " approximately 200 Canadian citizens in custody in the PRC (most cases not political); the number of"
     " trips they are drawn from is not in the sources and is assumed to be several hundred thousand a year."
 )
-# Bands are multiples of the no-factor probability of a destination leg: how many times riskier the
-# traveller's factors make the trip than the same itinerary for a traveller with none of them.
-BAND_MULTIPLES = {"elevated": 3.0, "high": 10.0, "severe": 50.0}
 BANDS_PROVENANCE = (
-    "relative risk: a trip is elevated when its factors make it at least 3 times as likely to end in a"
-    " detention or exit ban as the same itinerary for a traveller with no factor, high from 10 times, severe"
-    " from 50 times. A compliance officer can state the reason in one sentence, the thresholds do not move"
-    " with the assumed base rate, and high begins where at least two factors the sources document well (or"
-    " one strong factor with the situation behind it) are present. High and severe require review."
+    "relative risk: a trip is elevated when its factors make its odds of ending in a detention or exit ban at"
+    " least 3 times those of the same itinerary (the same legs) for a traveller with no factor, high from 10"
+    " times, severe from 50 times, for any number of legs. A compliance officer can state the reason in one"
+    " sentence, the thresholds do not move with the assumed base rate, and a trip through several covered"
+    " places with no factor is low, as is a trip to one. High and severe require review."
 )
-# The third-country indicator is not a rule: it shifts the baseline of a leg in a third country. The
-# sources document returns from third countries only of people the destination seeks or targets (the
-# factors that fire on such legs), never of a traveller merely passing through; and the destination
-# must first get the traveller back. So a third-country leg carries at most a destination leg's
-# baseline: a normal truncated above at zero. Without the bound the shift would absorb the case mix
-# (the corpus's returns are of people living abroad, the controls' third-country legs are transits).
-THIRD_COUNTRY_PRIOR = {
-    "mean": 0.0,
-    "sd": 1.5,
-    "upper": 0.0,
-    "why": "a leg in a third country carries at most the baseline of a leg in the destination: the sources"
-    " document returns from third countries only of people the destination seeks or targets, which the"
-    " factors on such legs carry; normal, location 0, sd 1.5, truncated above at 0",
-}
-INTERCEPT_PRIOR_SD = 10.0
 DRAWS = 200
-# Stored numbers are rounded so that the artifact (and its content-hash version) does not depend on
-# floating-point noise from one numpy, scipy or BLAS build to the next, far below what a score shows.
-DIGITS = 6
+# How far a retrain's numbers may differ from the bundled artifact's (another CPU, BLAS or numpy build):
+# coefficients and intercepts in log-odds, validation figures in their own units.
+REPRODUCTION_TOLERANCE = {"coefficients": 1e-5, "draws": 1e-4, "validation": 2e-3}
+# The code whose behaviour a model version names: the training and validation modules and the engine
+# they run (facts, rules, expectations, priors), compared as syntax trees without docstrings, so that a
+# comment or a reflowed line leaves the version alone.
+TRAINING_CODE = (
+    ("models", "assess.py"),
+    ("models", "corpus.py"),
+    ("models", "fitting.py"),
+    ("models", "training.py"),
+    ("models", "validation.py"),
+    ("risk_rules", "expr.py"),
+    ("risk_rules", "facts.py"),
+    ("risk_rules", "priors.py"),
+    ("risk_rules", "ruleset.py"),
+    ("risk_rules", "unknowns.py"),
+)
 LIMITATIONS = [
     "The cases are the incidents that the five reference sources and the public reporting stored with the"
     " package describe; the many incidents that were never reported are missing, and reported cases lean"
-    " towards prominent Western nationals.",
-    "The controls are a synthetic population whose proportions are mostly assumptions (see population; the"
-    " citizenship mix and the travel volume by period rest on reporting); the"
-    " coefficients measure how much more common a factor is among documented incidents than in that"
-    " assumed population, shrunk towards what the sources say (the priors), so they move when the"
-    " assumptions move.",
+    " towards prominent nationals of a few countries and towards the kinds of case the press follows.",
+    "What the reporting of a case does not state (its occupation, sector, purpose, entry document, length of"
+    " stay, family, legal exposure) is unknown, and takes its expectation under the reference population, as"
+    " a request's left-out field does. A factor that cases rarely state therefore rests on the few cases"
+    " that state it and on its prior.",
+    "The controls are a synthetic population whose proportions cite published figures where there are any"
+    " (the citizenship mix, purposes, destinations and travel volume by period) and are labelled assumptions"
+    " elsewhere; the coefficients measure how much more common a factor is among documented incidents than"
+    " in that population, shrunk towards what the sources say (the priors), so they move when it moves.",
     "The per-trip base rate is an assumption; probabilities are only as right as it is. Calibration can"
     " only be checked on the case-control sample, not on real per-trip outcomes, which no source counts.",
     "Factors are treated as adding on the log-odds scale and legs as independent; interactions (for"
     " example a dual national who is also an activist) are not modelled separately.",
     "Situations matter only when recorded in the reference data with dates; an unrecorded dispute does"
     " not raise the score.",
+    "A third-country leg is assessed only when the request states what makes the traveller someone a"
+    " covered destination claims, seeks or targets; left out, the leg is not assessed.",
     "The model cannot know intent, what a traveller carries or says, or private disputes not declared in the request.",
 ]
-
-
-@dataclass
-class TrainingData:
-    """Feature rows of cases and control legs, with what validation needs to hold events out."""
-
-    x: np.ndarray
-    y: np.ndarray
-    groups: np.ndarray  # the case's event, or "control:<n>" for every leg of control trip n
-    features: list[str]
-    cases_used: list[str]
-    case_events: list[str] = field(default_factory=list)
-    case_dates: list[dt.date] = field(default_factory=list)
-    cases_excluded: dict[str, str] = field(default_factory=dict)
-    controls: int = 0
-    control_trip: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # per control row
-    # Per row: the request it comes from, which of its assessed legs, and the reference records its facts
-    # rest on, so that validation can re-derive only the rows a held-out record touches.
-    row_requests: list[Any] = field(default_factory=list)
-    row_legs: list[int] = field(default_factory=list)
-    row_records: list[frozenset[str]] = field(default_factory=list)
-
-
-def _records_of(facts: LegFacts) -> frozenset[str]:
-    return frozenset(r for names in facts.records.values() for r in names)
-
-
-def build_training_data(
-    incidents: list[Incident],
-    controls: list,
-    ruleset: RuleSet,
-    reference: InMemoryReference,
-) -> TrainingData:
-    """Feature rows: each incident's last (incident) leg as a case, each control's assessed legs."""
-    rows: list[np.ndarray] = []
-    requests: list[Any] = []
-    legs_of_row: list[int] = []
-    records: list[frozenset[str]] = []
-    used: list[Incident] = []
-    excluded: dict[str, str] = {}
-    for incident in incidents:
-        if not incident.train:
-            excluded[incident.id] = incident.train_note or "not used for training"
-            continue
-        facts = leg_facts(incident.request, reference)
-        last = facts[-1]
-        if last.kind == UNASSESSED:
-            excluded[incident.id] = f"the incident leg's country ({last.leg.country}) has no risk profile"
-            continue
-        rows.append(feature_matrix(ruleset, [last]))
-        requests.append(incident.request)
-        legs_of_row.append(len(facts) - 1)
-        records.append(_records_of(last))
-        used.append(incident)
-    n_cases = len(rows)
-    trips: list[int] = []
-    for number, request in enumerate(controls):
-        facts = leg_facts(request, reference)
-        assessed = [k for k, f in enumerate(facts) if f.kind != UNASSESSED]
-        if not assessed:
-            continue
-        rows.append(feature_matrix(ruleset, [facts[k] for k in assessed]))
-        for k in assessed:
-            requests.append(request)
-            legs_of_row.append(k)
-            records.append(_records_of(facts[k]))
-            trips.append(number)
-    x = np.vstack(rows) if rows else np.zeros((0, len(ruleset.rules) + 1))
-    control_trip = np.asarray(trips, dtype=int)
-    return TrainingData(
-        x=x,
-        y=np.concatenate([np.ones(n_cases, dtype=int), np.zeros(len(x) - n_cases, dtype=int)]),
-        groups=np.asarray([i.event for i in used] + [f"control:{t}" for t in trips]),
-        features=model_features(ruleset),
-        cases_used=[i.id for i in used],
-        case_events=[i.event for i in used],
-        case_dates=[i.occurred_on for i in used],
-        cases_excluded=excluded,
-        controls=len(set(trips)),
-        control_trip=control_trip,
-        row_requests=requests,
-        row_legs=legs_of_row,
-        row_records=records,
-    )
-
-
-def touched_by(record: str) -> str:
-    """The record id a leg's facts name for a held-out record: a forced return is named by its country."""
-    if record.startswith("forced_return:"):
-        return "third_country:" + record.split(":")[1]
-    return record
-
-
-def without_records(
-    data: TrainingData, ruleset: RuleSet, reference: InMemoryReference, removed: set[str]
-) -> np.ndarray:
-    """The feature matrix with `removed` held out of the reference data (`reference` already lacks them).
-
-    Only rows whose facts rest on a removed record can change, so only they are derived again.
-    """
-    touched = {touched_by(r) for r in removed}
-    x = data.x.copy()
-    for row, names in enumerate(data.row_records):
-        if names & touched:
-            facts = leg_facts(data.row_requests[row], reference)[data.row_legs[row]]
-            x[row] = feature_matrix(ruleset, [facts])[0]
-    return x
-
-
-# ------------------------------------------------------------------------------------------------
-# Priors and the posterior
-
-
-@dataclass(frozen=True)
-class Priors:
-    """Per-feature prior means, standard deviations and lower bounds (model feature order)."""
-
-    features: list[str]
-    mean: np.ndarray
-    sd: np.ndarray
-    lower: np.ndarray  # 0 for a rule's prior (truncated below), -inf otherwise
-    upper: np.ndarray  # 0 for the third-country shift (truncated above), +inf otherwise
-    grades: list[str]
-
-    def describe(self) -> dict[str, dict[str, Any]]:
-        """The card's view: grade, location, scale and the 95% prior interval of each coefficient."""
-        out: dict[str, dict[str, Any]] = {}
-        for j, name in enumerate(self.features):
-            grade = PRIOR_GRADES.get(self.grades[j])
-            if grade is not None:
-                lo, hi = grade.interval()
-                expected = grade.expected()
-            else:
-                lo, hi, expected = _truncated_normal_summary(
-                    float(self.mean[j]), float(self.sd[j]), float(self.lower[j]), float(self.upper[j])
-                )
-            out[name] = {
-                "grade": self.grades[j],
-                "location": float(self.mean[j]),
-                "sd": float(self.sd[j]),
-                "truncated_at_zero": bool(np.isfinite(self.lower[j])),
-                "truncated_above_zero": bool(np.isfinite(self.upper[j])),
-                "mean": round(expected, DIGITS),
-                "interval": [round(lo, DIGITS), round(hi, DIGITS)],
-            }
-        return out
-
-
-def _truncated_normal_summary(mean: float, sd: float, lower: float, upper: float) -> tuple[float, float, float]:
-    """95% interval and mean of a normal truncated to [lower, upper]."""
-    from statistics import NormalDist
-
-    std = NormalDist()
-    a = std.cdf((lower - mean) / sd) if math.isfinite(lower) else 0.0
-    b = std.cdf((upper - mean) / sd) if math.isfinite(upper) else 1.0
-    lo = mean + sd * std.inv_cdf(a + 0.025 * (b - a))
-    hi = mean + sd * std.inv_cdf(a + 0.975 * (b - a))
-    alpha = (lower - mean) / sd if math.isfinite(lower) else -math.inf
-    beta = (upper - mean) / sd if math.isfinite(upper) else math.inf
-    pdf_a = std.pdf(alpha) if math.isfinite(alpha) else 0.0
-    pdf_b = std.pdf(beta) if math.isfinite(beta) else 0.0
-    return lo, hi, mean + sd * (pdf_a - pdf_b) / (b - a)
-
-
-def priors_from_rules(ruleset: RuleSet) -> Priors:
-    """Each rule's declared prior, then the third-country indicator's (see THIRD_COUNTRY_PRIOR)."""
-    means = [r.prior.grade.mean for r in ruleset.rules] + [THIRD_COUNTRY_PRIOR["mean"]]
-    sds = [r.prior.grade.sd for r in ruleset.rules] + [THIRD_COUNTRY_PRIOR["sd"]]
-    lower = [r.prior.grade.lower for r in ruleset.rules] + [-np.inf]
-    upper = [np.inf] * len(ruleset.rules) + [THIRD_COUNTRY_PRIOR["upper"]]
-    grades = [r.prior.grade.name for r in ruleset.rules] + ["baseline shift"]
-    return Priors(
-        model_features(ruleset), np.asarray(means), np.asarray(sds), np.asarray(lower), np.asarray(upper), grades
-    )
-
-
-@dataclass(frozen=True)
-class Posterior:
-    """The posterior mode (coefficients and sample-scale intercept) and its Laplace covariance."""
-
-    coefficients: np.ndarray
-    intercept: float
-    covariance: np.ndarray  # over (intercept, coefficients)
-    iterations: int
-
-    def linear(self, x: np.ndarray) -> np.ndarray:
-        return self.intercept + x @ self.coefficients
-
-
-def _negative_log_posterior(
-    w: np.ndarray, x1: np.ndarray, y: np.ndarray, mean: np.ndarray, precision: np.ndarray
-) -> tuple[float, np.ndarray]:
-    eta = x1 @ w
-    # log(1 + e^eta) − y·eta, summed: the logistic negative log-likelihood, stable for any eta.
-    nll = float(np.sum(np.logaddexp(0.0, eta) - y * eta))
-    residual = 0.5 * (1.0 + np.tanh(0.5 * eta)) - y  # sigmoid(eta) − y, without overflow
-    diff = w - mean
-    value = nll + 0.5 * float(np.sum(precision * diff * diff))
-    gradient = x1.T @ residual + precision * diff
-    return value, gradient
-
-
-def fit_posterior(x: np.ndarray, y: np.ndarray, priors: Priors) -> Posterior:
-    """The posterior mode under the priors (L-BFGS-B; a truncated prior is a bound at zero)."""
-    from scipy.optimize import minimize
-
-    x1 = np.hstack([np.ones((x.shape[0], 1)), x])
-    mean = np.concatenate([[0.0], priors.mean])
-    precision = np.concatenate([[1.0 / INTERCEPT_PRIOR_SD**2], 1.0 / priors.sd**2])
-    bounds = [(None, None)] + [
-        (float(lo) if np.isfinite(lo) else None, float(hi) if np.isfinite(hi) else None)
-        for lo, hi in zip(priors.lower, priors.upper, strict=True)
-    ]
-    share = min(max(float(y.mean()), 1e-9), 1 - 1e-9)
-    start = np.concatenate([[math.log(share / (1 - share))], np.clip(priors.mean, priors.lower, priors.upper)])
-    result = minimize(
-        _negative_log_posterior,
-        start,
-        args=(x1, y.astype(float), mean, precision),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 10_000, "ftol": 1e-15, "gtol": 1e-10},
-    )
-    w = result.x.copy()
-    lower = np.concatenate([[-np.inf], priors.lower])
-    upper = np.concatenate([[np.inf], priors.upper])
-    # Newton steps on the coordinates off their bounds polish the mode to machine precision, so that the
-    # stored (rounded) numbers do not depend on where one optimizer version happened to stop.
-    for _ in range(5):
-        p = 0.5 * (1.0 + np.tanh(0.5 * (x1 @ w)))
-        hessian = (x1 * (p * (1 - p))[:, None]).T @ x1 + np.diag(precision)
-        free = (w > lower + 1e-12) & (w < upper - 1e-12)
-        gradient = x1.T @ (p - y) + precision * (w - mean)
-        step = np.linalg.solve(hessian[np.ix_(free, free)], gradient[free])
-        w[free] -= step
-        w = np.clip(w, lower, upper)
-        if np.max(np.abs(step)) < 1e-13:
-            break
-    p = 0.5 * (1.0 + np.tanh(0.5 * (x1 @ w)))
-    hessian = (x1 * (p * (1 - p))[:, None]).T @ x1 + np.diag(precision)
-    covariance = np.linalg.inv(hessian)
-    return Posterior(w[1:].copy(), float(w[0]), covariance, int(result.nit))
-
-
-def posterior_draws(posterior: Posterior, priors: Priors, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draws of (coefficients, sample intercept) from the Laplace approximation, truncated at the bounds.
-
-    A draw beyond a truncated prior's bound is set to the bound: the posterior has no mass there, and
-    the draws keep the mode's correlations everywhere else.
-    """
-    rng = np.random.default_rng(seed)
-    centre = np.concatenate([[posterior.intercept], posterior.coefficients])
-    chol = np.linalg.cholesky(posterior.covariance + 1e-12 * np.eye(len(centre)))
-    z = rng.standard_normal((n, len(centre)))
-    draws = centre + z @ chol.T
-    coefficients = draws[:, 1:]
-    coefficients = np.clip(coefficients, priors.lower, priors.upper)
-    return coefficients, draws[:, 0]
-
-
-def prior_correction(case_share: float, base_rate: float) -> float:
-    """King & Zeng (2001): the amount subtracted from the sample intercept, ln[(1−τ)/τ · ȳ/(1−ȳ)]."""
-    return math.log(((1 - base_rate) / base_rate) * (case_share / (1 - case_share)))
-
-
-def band_thresholds(intercept: float) -> dict[str, float]:
-    """Probability thresholds of the bands for a corrected intercept: multiples of the no-factor odds."""
-    odds = math.exp(intercept)
-    return {name: (m * odds) / (1 + m * odds) for name, m in BAND_MULTIPLES.items()}
-
-
-def _data_hash(data: TrainingData) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps(data.features).encode())
-    digest.update(np.ascontiguousarray(data.x).tobytes())
-    digest.update(np.ascontiguousarray(data.y).tobytes())
-    return "sha256:" + digest.hexdigest()
 
 
 def _rounded(values: np.ndarray, digits: int = DIGITS) -> list:
@@ -388,6 +144,64 @@ def _moved_note(name: str, prior: dict[str, Any], posterior_mean: float, cases: 
     )
 
 
+def _code_digest() -> str:
+    """A digest of the training code's syntax trees without docstrings (see TRAINING_CODE)."""
+    digest = hashlib.sha256()
+    for package, name in TRAINING_CODE:
+        tree = ast.parse((resources.files(package) / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (
+                isinstance(body, list)
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        digest.update(f"{package}/{name}\0".encode() + ast.dump(tree).encode() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def training_inputs(
+    ruleset: RuleSet,
+    reference: InMemoryReference,
+    incidents_path: Path,
+    population_path: Path,
+    *,
+    seed: int,
+    base_rate: float,
+    draws: int,
+    controls: int | None,
+    exclude_events: frozenset[str],
+) -> dict[str, Any]:
+    """What a model is made from: the version is the hash of this, so equal inputs give equal versions."""
+    from risk_rules.sources import bundled_reporting_path
+
+    return {
+        "format": ARTIFACT_FORMAT,
+        "rules": ruleset.version,
+        "reference_data": reference.version,
+        "reporting": _file_digest(bundled_reporting_path()),
+        "corpus": _file_digest(incidents_path),
+        "population": _file_digest(population_path),
+        "code": _code_digest(),
+        "seed": seed,
+        "base_rate": base_rate,
+        "posterior_draws": draws,
+        "controls": controls,
+        "events_excluded": sorted(exclude_events),
+    }
+
+
+def version_of(inputs: dict[str, Any]) -> str:
+    return "m" + hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+
+
 def train_model(
     incidents_path: Path | None = None,
     seed: int | None = None,
@@ -399,27 +213,43 @@ def train_model(
     reference: InMemoryReference | None = None,
     validate: bool = True,
     exclude_events: frozenset[str] = frozenset(),
+    population_draws: int | None = None,
 ) -> tuple[dict[str, Any], Posterior, TrainingData]:
     """Fit a model version; return its artifact document, the posterior and the training data.
 
     `exclude_events` drops those events' incidents and the reference records derived from them (the
     acceptance test refits without the December 2018 Canadian cases this way).
     """
-    from models.validation import reference_without, validate_model
+    from models.validation import POPULATION_DRAWS, reference_without, validate_model
 
     if not 0 < base_rate < 1:
         raise ValueError("base rate must be in (0, 1)")
     ruleset = ruleset or bundled_rules()
     reference = reference or load_bundled_reference()
     population = Population.load()
+    shares = population.shares()
+    expectations = Expectations(ruleset, shares)
     seed = population.seed if seed is None else seed
-    incidents = load_incidents(incidents_path)
+    source = incidents_path or bundled_incidents_path()
+    incidents = load_incidents(source)
+    check_derived_records(incidents, ruleset)
+    inputs = training_inputs(
+        ruleset,
+        reference,
+        source,
+        bundled_population_path(),
+        seed=seed,
+        base_rate=base_rate,
+        draws=draws,
+        controls=controls,
+        exclude_events=exclude_events,
+    )
     if exclude_events:
         derived = {r for i in incidents if i.event in exclude_events for r in i.derived_records}
         incidents = [i for i in incidents if i.event not in exclude_events]
         reference = reference_without(reference, derived)
     control_requests = generate_controls(population, reference, trips=controls, seed=seed)
-    data = build_training_data(incidents, control_requests, ruleset, reference)
+    data = build_training_data(incidents, control_requests, ruleset, reference, expectations)
     if data.y.sum() < 2:
         raise ValueError("need at least two usable incidents to train")
     features = data.features
@@ -432,11 +262,13 @@ def train_model(
     draw_int = draw_int - correction
     lo, hi = np.percentile(draw_coef, [2.5, 97.5], axis=0)
     tc = features.index(THIRD_COUNTRY_FEATURE)
-    fired = (data.x[data.y == 1] > 0).sum(axis=0)
+    fired = data.fired[data.y == 1].sum(axis=0)
+    stated = _cases_stating(data, ruleset, reference, expectations)
     prior_view = priors.describe()
     factors: dict[str, dict[str, Any]] = {}
     for j, name in enumerate(features):
         posterior_mean = float(draw_coef[:, j].mean())
+        cases_fired = int(fired[j]) if j < len(ruleset.rules) else int((data.x[data.y == 1, j] > 0).sum())
         factors[name] = {
             "prior": prior_view[name],
             "posterior": {
@@ -444,16 +276,19 @@ def train_model(
                 "mean": round(posterior_mean, DIGITS),
                 "interval": [round(float(lo[j]), DIGITS), round(float(hi[j]), DIGITS)],
             },
-            "cases_fired": int(fired[j]),
-            "moved": _moved_note(name, prior_view[name], posterior_mean, int(fired[j])),
+            "cases_fired": cases_fired,
+            "moved": _moved_note(name, prior_view[name], posterior_mean, cases_fired),
         }
         rule = next((r for r in ruleset.rules if r.id == name), None)
         if rule is not None:
             factors[name]["prior"]["rationale"] = rule.prior.rationale
             factors[name]["prior"]["unsupported"] = rule.prior.unsupported
+            factors[name]["cases_judged"] = stated[name]["judged"]
+            factors[name]["expected_among_cases"] = stated[name]["expected"]
     thresholds = band_thresholds(intercept)
     document: dict[str, Any] = {
         "format": ARTIFACT_FORMAT,
+        "inputs": inputs,
         "features": features,
         "coefficients": _rounded(posterior.coefficients),
         "intercept": round(intercept, DIGITS),
@@ -480,10 +315,11 @@ def train_model(
             },
             "third_country_leg": THIRD_COUNTRY_PRIOR,
             "intercept": {"mean": 0.0, "sd": INTERCEPT_PRIOR_SD},
-            "why": "see risk_rules/priors.py: strong = stated motive or method in more than one documented case;"
-            " moderate = named in a documented case or described as a pattern; weak = plausible, not documented"
-            " directly. Normal priors truncated at zero, because the sources only describe these factors as"
-            " raising risk.",
+            "why": "see risk_rules/priors.py: a grade follows from its passages by the table's words (strong = the"
+            " stated motive or method in more than one documented case; moderate = named in a documented case or"
+            " described as a pattern; weak = no passage). Normal priors truncated at zero, because the sources"
+            " only describe these factors as raising risk. Validation recomputes each grade from the passages a"
+            " fold or a backtest may use.",
         },
         "posterior_draws": {
             "n": draws,
@@ -501,9 +337,13 @@ def train_model(
         },
         "bands": {
             "thresholds": {k: round(v, 12) for k, v in thresholds.items()},
+            "thresholds_are_for": "one destination leg; any itinerary's are the same multiples of its own"
+            " no-factor odds (the response gives them as baseline.band_thresholds)",
             "multiples_of_no_factor_odds": BAND_MULTIPLES,
+            "relative_to": "the same itinerary with no factor",
             "provenance": BANDS_PROVENANCE,
         },
+        "population_shares": shares.document(),
         "data": {
             "incidents": len(data.cases_used),
             "incident_ids": data.cases_used,
@@ -513,16 +353,19 @@ def train_model(
             "controls": data.controls,
             "control_rows": int((data.y == 0).sum()),
             "case_rows": int(data.y.sum()),
+            "civil_or_commercial_disputes": sum(
+                1 for i in incidents if i.train and i.id in set(data.cases_used) and i.civil_or_commercial
+            ),
             "population": population.provenance(),
-            "hash": _data_hash(data),
         },
         "fit": {
             "method": "Bayesian logistic regression: posterior mode under the rules' priors (scipy L-BFGS-B,"
-            " truncated priors as bounds at zero), Laplace approximation for the intervals",
+            " truncated priors as bounds at zero, then Newton steps), Laplace approximation for the intervals",
             "library": "scipy.optimize.minimize (L-BFGS-B) and numpy",
             "tuning": "none: the prior scale is fixed by the grade table before any case is seen, so nothing is"
             " chosen on the folds that report validation",
             "seed": seed,
+            "reproduction_tolerance": REPRODUCTION_TOLERANCE,
         },
         "rules_version": ruleset.version,
         "reference_data_version": reference.version,
@@ -530,18 +373,84 @@ def train_model(
     }
     if validate:
         document["validation"] = validate_model(
-            incidents, control_requests, ruleset, reference, data, seed=seed, base_rate=base_rate
+            incidents,
+            ruleset,
+            reference,
+            population,
+            seed=seed,
+            base_rate=base_rate,
+            controls=controls,
+            draws=POPULATION_DRAWS if population_draws is None else population_draws,
+            first_draw=data,
         )
         document["metrics"] = document["validation"]["headline"]
-    content = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    document["version"] = "m" + hashlib.sha256(content.encode()).hexdigest()[:12]
+    document["version"] = version_of(inputs)
     document["trained_at"] = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     return document, posterior, data
 
 
+def _cases_stating(
+    data: TrainingData, ruleset: RuleSet, reference: InMemoryReference, expectations: Expectations
+) -> dict[str, dict[str, Any]]:
+    """Per factor: how many cases judge it (their reporting states what it reads) and its expected firing
+    rate among all cases, for the card (a factor rarely judged rests on few cases and its prior)."""
+    n = data.cases
+    judged = np.zeros(len(ruleset.rules), dtype=int)
+    for row in range(n):
+        legs = leg_facts(data.row_requests[row], reference, stay_given=data.row_stay_given[row])
+        details, _ = expectations.details(legs[data.row_legs[row]])
+        for j, detail in enumerate(details):
+            judged[j] += detail is None or detail.judged
+    expected = data.x[:n, : len(ruleset.rules)].mean(axis=0) if n else np.zeros(len(ruleset.rules))
+    return {
+        rule.id: {"judged": int(judged[j]), "expected": round(float(expected[j]), 4)}
+        for j, rule in enumerate(ruleset.rules)
+    }
+
+
+def reproduction_differences(bundled: dict[str, Any], retrained: dict[str, Any]) -> list[str]:
+    """Where a retrain's artifact differs from a stored one beyond `REPRODUCTION_TOLERANCE` (empty when it
+    reproduces it): the same inputs, and numbers within tolerance of each other."""
+    out = []
+    if bundled.get("inputs") != retrained.get("inputs"):
+        changed = sorted(
+            k
+            for k in set(bundled.get("inputs", {})) | set(retrained.get("inputs", {}))
+            if bundled.get("inputs", {}).get(k) != retrained.get("inputs", {}).get(k)
+        )
+        out.append(f"inputs differ ({', '.join(changed)}): this is another model, not a reproduction")
+        return out
+    tolerance = REPRODUCTION_TOLERANCE
+
+    def close(name: str, a: Any, b: Any, tol: float) -> None:
+        a_, b_ = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        if a_.shape != b_.shape:
+            out.append(f"{name}: shapes differ {a_.shape} against {b_.shape}")
+            return
+        worst = float(np.max(np.abs(a_ - b_))) if a_.size else 0.0
+        if worst > tol:
+            out.append(f"{name}: differs by up to {worst:.3g} (tolerance {tol:g})")
+
+    close("coefficients", bundled["coefficients"], retrained["coefficients"], tolerance["coefficients"])
+    close("intercept", bundled["intercept"], retrained["intercept"], tolerance["coefficients"])
+    close(
+        "posterior draws",
+        bundled["posterior_draws"]["coefficients"],
+        retrained["posterior_draws"]["coefficients"],
+        tolerance["draws"],
+    )
+    if "validation" in bundled and "validation" in retrained:
+        for scheme in ("leave_one_event_out", "temporal_backtest"):
+            for name, figure in bundled["validation"][scheme]["figures"].items():
+                other = retrained["validation"][scheme]["figures"][name]
+                close(f"{scheme} {name}", figure["by_draw"], other["by_draw"], tolerance["validation"])
+                close(f"{scheme} {name} interval", figure["interval_90"], other["interval_90"], tolerance["validation"])
+    return out
+
+
 def content_hash(document: dict[str, Any]) -> str:
-    """Hash of an artifact without its training time: equal for equal data, seed and settings."""
-    stripped = {k: v for k, v in document.items() if k != "trained_at"}
+    """Hash of an artifact without its training time (and version): equal for equal outputs."""
+    stripped = {k: v for k, v in document.items() if k not in ("trained_at",)}
     return hashlib.sha256(json.dumps(stripped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -563,36 +472,87 @@ def model_card_markdown(document: dict[str, Any]) -> str:
     ]
     validation = document.get("validation")
     if validation:
-        lines += ["## Validation on held-out cases (the honest figures)", ""]
         lines += [
-            "| scheme | held-out incidents | model AUC | checklist AUC | incidents high or severe |"
-            " controls low or elevated |",
-            "|---|---|---|---|---|---|",
+            "## Validation on held-out cases (the honest figures)",
+            "",
+            "Each figure is the mean over the population draws, with its 90% interval from a bootstrap over events"
+            " (held-out incidents resampled by event, control trips by trip, pooled over the draws), beside its"
+            " target. A target missed is marked missed.",
+            "",
+            "| scheme | held-out incidents | model AUC | checklist AUC | model − checklist |"
+            " incidents high or severe (≥ 70%) | controls above elevated (≤ 5%) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for key in ("leave_one_event_out", "temporal_backtest"):
             v = validation[key]
+
+            def cell(name: str, percent: bool = False, target: str | None = None, v: dict[str, Any] = v) -> str:
+                value, (lo, hi) = v["figures"][name]["value"], v["figures"][name]["interval_90"]
+                text = (
+                    f"{100 * value:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+                    if percent
+                    else f"{value:.3f} [{lo:.3f}, {hi:.3f}]"
+                )
+                if target is not None:
+                    text += " met" if v["targets"][target]["met"] else " **missed**"
+                return text
+
             lines.append(
-                f"| {v['name']} | {v['incidents']} ({v['events']} events) | {v['model_auc']:.3f} |"
-                f" {v['checklist_auc']:.3f} | {_pct(v['incidents_high_or_severe'])} |"
-                f" {_pct(v['controls_low_or_elevated'])} |"
+                f"| {v['name']} | {v['incidents']} ({v['events']} events) | {cell('model_auc')} |"
+                f" {cell('checklist_auc')} | {cell('auc_difference', target='auc_difference')} |"
+                f" {cell('incidents_high_or_severe', True, 'incidents_high_or_severe')} |"
+                f" {cell('controls_above_elevated', True, 'controls_above_elevated')} |"
             )
         lines += [""]
         for key in ("leave_one_event_out", "temporal_backtest"):
-            lines.append(f"- {validation[key]['name']}: {validation[key]['scheme']}")
+            v = validation[key]
+            spread = ", ".join(
+                f"{name} {min(x['by_draw']):.3f}–{max(x['by_draw']):.3f}" for name, x in v["figures"].items()
+            )
+            lines.append(f"- {v['name']}: {v['scheme']}. Over {v['population_draws']} population draws: {spread}.")
         synthetic = validation["in_sample_synthetic_controls"]
         lines += [
             f"- {synthetic['label']}: AUC {synthetic['model_auc']:.3f} (checklist {synthetic['checklist_auc']:.3f}).",
             "- The checklist is the unweighted count of the factors that fired, what a compliance team would"
             " otherwise use.",
             "",
+            "### The priors each scheme used",
+            "",
+            "| factor | full model | folds that grade it lower (held-out event) | temporal backtest |",
+            "|---|---|---|---|",
         ]
+        loeo_priors = validation["leave_one_event_out"]["priors"]
+        temporal_priors = validation["temporal_backtest"]["priors"]["grades"]
+        for name, grade in loeo_priors["grades"].items():
+            lowered = ", ".join(loeo_priors["lowered_in_folds"].get(name, [])) or "none"
+            lines.append(f"| {name} | {grade} | {lowered} | {temporal_priors.get(name, '')} |")
+        lines += [""]
     lines += [
         "## Data",
         "",
-        f"- incidents used as cases: {data['incidents']} in {data['events']} events ({data['case_rows']} rows)",
+        f"- incidents used as cases: {data['incidents']} in {data['events']} events ({data['case_rows']} rows);"
+        f" {data.get('civil_or_commercial_disputes', 0)} of them civil, commercial or tax disputes",
         f"- control trips: {data['controls']} ({data['control_rows']} assessed legs)",
         f"- incidents not used: {len(data['incidents_excluded'])}",
-        f"- data hash: `{data['hash']}`",
+        f"- inputs (the version is their hash): `{json.dumps(document.get('inputs', {}), sort_keys=True)}`",
+        "",
+        "### Cases per factor",
+        "",
+        "What the reporting of a case does not state is unknown and takes its expectation under the reference"
+        " population. Fired: the cases whose stated fields make the factor fire. Judged: the cases whose stated"
+        " fields decide it either way. Expected: its mean value over all cases, unknowns at their expectation.",
+        "",
+        "| factor | cases fired | cases judged | expected among cases |",
+        "|---|---|---|---|",
+    ]
+    for name in document["features"]:
+        factor = document["factors"][name]
+        if "cases_judged" in factor:
+            lines.append(
+                f"| {name} | {factor['cases_fired']} | {factor['cases_judged']} |"
+                f" {factor['expected_among_cases']:.3f} |"
+            )
+    lines += [
         "",
         "## Priors: what the sources say before any case is counted",
         "",
@@ -640,7 +600,8 @@ def model_card_markdown(document: dict[str, Any]) -> str:
         f"- intercepts: destination leg {document['intercepts']['destination_leg']:.4f}, third-country leg"
         f" {document['intercepts']['third_country_leg']:.4f} (before correction"
         f" {document['intercepts']['sample_before_correction']:.4f})",
-        f"- band thresholds (probability): {document['bands']['thresholds']}",
+        f"- band thresholds of one destination leg (probability): {document['bands']['thresholds']}; every"
+        " itinerary's are the same multiples of its own no-factor odds (the response gives them)",
         f"- why: {document['bands']['provenance']}",
         "",
         "## Reference population",

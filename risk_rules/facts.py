@@ -8,6 +8,7 @@ rule loader rejects a rule that reads anything else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,14 +118,117 @@ _NEUTRAL: dict[str, Any] = {
 _NEUTRAL["destination_recognises_dual_nationality"] = True
 
 
+# ------------------------------------------------------------------------------------------------
+# Fields a request may leave out. Not given is not "no": a left-out field is unknown, and the facts it
+# sets hold a placeholder (their neutral value) that no score may read as a statement. The engine in
+# `risk_rules.unknowns` takes each such fact's expectation under the reference population instead.
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A field a request may leave out: the path it is reported under and the facts it sets.
+
+    `descriptive` marks the fields reporting on a case states whatever their value (who the traveller works
+    for and as what, why they travelled); the others it states when they explain the case (a dispute, a
+    critic in the family, a birth in the destination), so a case that states one is not a random draw."""
+
+    name: str
+    field: str
+    facts: tuple[str, ...]
+    descriptive: bool = False
+
+
+LEFT_OUT: dict[str, LeftOut] = {
+    v.name: v
+    for v in (
+        LeftOut("occupation", "traveler.occupation", ("occupation",), descriptive=True),
+        LeftOut("sector", "traveler.employer.sector", ("sector",), descriptive=True),
+        LeftOut("employer_name", "traveler.employer.name", ("employer_dispute_active",), descriptive=True),
+        LeftOut("purpose", "trip.purpose", ("trip_purpose",), descriptive=True),
+        LeftOut("entry_document", "trip.entry_document", ("entry_on_destination_document",)),
+        LeftOut("birth_country", "traveler.birth_country", ("born_in_destination",)),
+        LeftOut("former_citizenships", "traveler.former_citizenships", ("former_national",)),
+        LeftOut("relatives_in_destination", "traveler.relatives_in_destination", ("relatives_in_destination",)),
+        LeftOut("family_ties", "traveler.family_ties", ("family_member_sought", "relative_criticizes_government")),
+        LeftOut(
+            "sought_by_destination_authorities",
+            "traveler.legal_exposure.sought_by_destination_authorities",
+            ("personally_sought",),
+        ),
+        LeftOut(
+            "criminal_investigation", "traveler.legal_exposure.criminal_investigation", ("criminal_investigation",)
+        ),
+        LeftOut(
+            "civil_or_commercial_dispute",
+            "traveler.legal_exposure.civil_or_commercial_dispute",
+            ("civil_or_commercial_dispute",),
+        ),
+        LeftOut("tax_dispute", "traveler.legal_exposure.tax_dispute", ("tax_dispute",)),
+        LeftOut(
+            "criticizes_destination_government",
+            "traveler.public_profile.criticizes_destination_government",
+            ("criticizes_government",),
+        ),
+        LeftOut("activism", "traveler.public_profile.activism", ("activism",)),
+        LeftOut("affiliations", "traveler.affiliations", ("affiliations",)),
+        # Only the incident corpus leaves a stay out (a report that does not say how long a visit lasted);
+        # a request's legs always carry their dates.
+        LeftOut("stay", "trip.legs (length of stay)", ("stay_days",)),
+    )
+}
+
+# Facts computed from other facts: when one of their inputs is unknown, they are recomputed for every
+# value the unknown input can take. A rule that reads one of them reads its inputs.
+SOUGHT_OR_TARGETED_INPUTS = (
+    "personally_sought",
+    "criminal_investigation",
+    "family_member_sought",
+    "criticizes_government",
+    "activism",
+    "affiliations",
+)
+DERIVED_FACT_INPUTS: dict[str, tuple[str, ...]] = {
+    "sought_or_targeted": SOUGHT_OR_TARGETED_INPUTS,
+    "claimed_sought_or_targeted": (*SOUGHT_OR_TARGETED_INPUTS, "born_in_destination", "former_national"),
+}
+# Internal values (never read by a rule): what the engine needs to condition an unknown on what is known.
+CLAIMED_BY_CITIZENSHIP = "_claimed_by_citizenship"
+FIRST_PASSPORT_IS_DESTINATIONS = "_first_passport_is_destinations"
+EMPLOYER_DISPUTES_ACTIVE_SHARE = "_employer_disputes_active_share"
+
+
+def derive_targeting(values: dict[str, Any]) -> None:
+    """Recompute the two targeting facts from their inputs in `values` (after a substitution)."""
+    sought_or_targeted = bool(
+        values["personally_sought"]
+        or values["criminal_investigation"]
+        or values["family_member_sought"]
+        or values["criticizes_government"]
+        or values["activism"]
+        or values["affiliations"]
+    )
+    values["sought_or_targeted"] = sought_or_targeted
+    values["claimed_sought_or_targeted"] = bool(
+        values[CLAIMED_BY_CITIZENSHIP]
+        or values["born_in_destination"]
+        or values["former_national"]
+        or sought_or_targeted
+    )
+
+
 @dataclass(slots=True)
 class LegFacts:
-    """The facts for one leg, with the record ids each fact rests on."""
+    """The facts for one leg, with the record ids each fact rests on and the fields left out.
+
+    `unknown` names the `LEFT_OUT` fields the request does not give; the facts they set hold their
+    neutral value as a placeholder, never a statement.
+    """
 
     leg: Leg
     kind: str
     values: dict[str, Any]
     records: dict[str, tuple[str, ...]]
+    unknown: frozenset[str] = frozenset()
 
 
 def _days(leg: Leg) -> int:
@@ -171,19 +275,82 @@ def _pick_profile(
     return UNASSESSED, None, third
 
 
-def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[LegFacts]:
-    """Derive the facts for every leg of the request's trip, using each leg's own dates."""
+def _left_out(request: AssessmentRequest, stay_given: bool) -> frozenset[str]:
+    """The `LEFT_OUT` fields this request does not give."""
+    traveler = request.traveler
+    trip = request.trip
+    missing = []
+    if traveler.occupation is None:
+        missing.append("occupation")
+    employer = traveler.employer
+    if employer is None or employer.sector is None:
+        missing.append("sector")
+    if employer is None or employer.name is None:
+        missing.append("employer_name")
+    if trip.purpose is None:
+        missing.append("purpose")
+    if trip.entry_document is None:
+        missing.append("entry_document")
+    if traveler.birth_country is None:
+        missing.append("birth_country")
+    if traveler.former_citizenships is None:
+        missing.append("former_citizenships")
+    ties = traveler.family_ties
+    if ties is None:
+        missing.append("family_ties")
+    # A tie that lives there states it; otherwise only the field itself does.
+    if traveler.relatives_in_destination is None and not any(t.lives_in_destination for t in ties or ()):
+        missing.append("relatives_in_destination")
+    legal = traveler.legal_exposure
+    if legal is None:
+        missing += ("sought_by_destination_authorities", "criminal_investigation", "civil_or_commercial_dispute")
+        missing.append("tax_dispute")
+    else:
+        if legal.sought_by_destination_authorities is None:
+            missing.append("sought_by_destination_authorities")
+        if legal.criminal_investigation is None:
+            missing.append("criminal_investigation")
+        if legal.civil_or_commercial_dispute is None:
+            missing.append("civil_or_commercial_dispute")
+        if legal.tax_dispute is None:
+            missing.append("tax_dispute")
+    profile = traveler.public_profile
+    if profile is None or profile.criticizes_destination_government is None:
+        missing.append("criticizes_destination_government")
+    if profile is None or profile.activism is None:
+        missing.append("activism")
+    if traveler.affiliations is None:
+        missing.append("affiliations")
+    if not stay_given:
+        missing.append("stay")
+    return frozenset(missing) if missing else _NOTHING_LEFT_OUT
+
+
+_NOTHING_LEFT_OUT: frozenset[str] = frozenset()
+
+
+def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot, *, stay_given: bool = True) -> list[LegFacts]:
+    """Derive the facts for every leg of the request's trip, using each leg's own dates.
+
+    Fields the request leaves out are listed in each leg's `unknown`; the facts they set hold their
+    neutral value. `stay_given=False` (the incident corpus, for a report that does not say how long a
+    visit lasted) leaves the length of every stay unknown too.
+    """
     traveler = request.traveler
     trip = request.trip
     citizenships = traveler.citizenships
-    former = set(traveler.former_citizenships)
-    profile_dict = traveler.public_profile
+    unknown = _left_out(request, stay_given)
+    former = set(traveler.former_citizenships or ())
+    profile = traveler.public_profile
     legal = traveler.legal_exposure
-    sought_relations = sorted({t.relation.value for t in traveler.family_ties if t.sought_by_destination_authorities})
-    critic_relations = sorted({t.relation.value for t in traveler.family_ties if t.criticizes_destination_government})
-    relatives_there = traveler.relatives_in_destination or any(t.lives_in_destination for t in traveler.family_ties)
+    ties = traveler.family_ties or ()
+    sought_relations = sorted({t.relation.value for t in ties if t.sought_by_destination_authorities})
+    critic_relations = sorted({t.relation.value for t in ties if t.criticizes_destination_government})
+    relatives_there = bool(traveler.relatives_in_destination) or any(t.lives_in_destination for t in ties)
     employer_name = traveler.employer.name if traveler.employer and traveler.employer.name else ""
     sector = traveler.employer.sector.value if traveler.employer and traveler.employer.sector else ""
+    activism = frozenset(a.value for a in profile.activism) if profile and profile.activism else frozenset()
+    affiliations = frozenset(a.value for a in traveler.affiliations or ())
     common: dict[str, Any] = {
         "trip_purpose": trip.purpose.value if trip.purpose else "",
         "family_member_sought": bool(sought_relations),
@@ -191,41 +358,38 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
         "relative_criticizes_government": bool(critic_relations),
         "critic_relations": ", ".join(critic_relations),
         "relatives_in_destination": relatives_there,
-        "personally_sought": legal.sought_by_destination_authorities,
-        "criminal_investigation": legal.criminal_investigation,
-        "civil_or_commercial_dispute": legal.civil_or_commercial_dispute,
-        "tax_dispute": legal.tax_dispute,
+        "personally_sought": bool(legal and legal.sought_by_destination_authorities),
+        "criminal_investigation": bool(legal and legal.criminal_investigation),
+        "civil_or_commercial_dispute": bool(legal and legal.civil_or_commercial_dispute),
+        "tax_dispute": bool(legal and legal.tax_dispute),
         "employer_name": employer_name,
         "occupation": traveler.occupation.value if traveler.occupation else "",
         "sector": sector,
-        "criticizes_government": profile_dict.criticizes_destination_government,
-        "activism": frozenset(a.value for a in profile_dict.activism),
-        "affiliations": frozenset(a.value for a in traveler.affiliations),
+        "criticizes_government": bool(profile and profile.criticizes_destination_government),
+        "activism": activism,
+        "affiliations": affiliations,
     }
     # Third-country legs matter for travellers whom a covered destination claims or seeks.
-    covered = [reference.destination_profile(code) for code in reference.covered_destinations()]
-    claiming = [
-        p
-        for p in covered
-        if p is not None
-        and (
-            any(c in p.nationality_group for c in citizenships)
-            or bool(former & p.nationality_group)
-            or (traveler.birth_country in p.nationality_group)
-        )
-    ]
+    covered = reference.covered_profiles()
+    claimable = reference.claimed_nationalities()  # every covered destination's nationality group, together
+    claimed_by_citizenship = not claimable.isdisjoint(citizenships)
+    born_claimed = traveler.birth_country in claimable
+    former_claimed = not claimable.isdisjoint(former)
+    common[CLAIMED_BY_CITIZENSHIP] = claimed_by_citizenship
+    common[EMPLOYER_DISPUTES_ACTIVE_SHARE] = 0.0  # set per leg when the employer is left out
+    if "entry_document" in unknown and claimable.issuperset(citizenships):
+        # Every passport the traveller holds is the destination's own: whatever the request leaves out,
+        # the traveller enters on a document the destination issues.
+        unknown = unknown - {"entry_document"}
+    common[FIRST_PASSPORT_IS_DESTINATIONS] = citizenships[0] in claimable
+    common["born_in_destination"] = born_claimed
+    common["former_national"] = former_claimed
     # Third-country legs are assessed for the people the sources show destinations reaching abroad:
     # their own nationals and people born there, the people they seek and their relatives, and critics,
-    # activists and members of targeted groups.
-    sought_or_targeted = (
-        legal.sought_by_destination_authorities
-        or legal.criminal_investigation
-        or bool(sought_relations)
-        or profile_dict.criticizes_destination_government
-        or bool(profile_dict.activism)
-        or bool(traveler.affiliations)
-    )
-    claimed_sought_or_targeted = bool(claiming) or sought_or_targeted
+    # activists and members of targeted groups. Whether a leg is assessed rests on what the request
+    # states: a left-out field does not make a transit an assessed leg.
+    derive_targeting(common)
+    claimed_sought_or_targeted = common["claimed_sought_or_targeted"]
 
     out: list[LegFacts] = []
     entry = trip.entry_document
@@ -240,14 +404,16 @@ def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot) -> list[
         values["is_transit"] = leg.transit
         values["stay_days"] = float(_days(leg))
         values["region"] = leg.region or ""
-        values["claimed_sought_or_targeted"] = claimed_sought_or_targeted
-        values["sought_or_targeted"] = sought_or_targeted
         values["destination_name"] = dest.name if dest else (third.name if third else leg.country)
         if dest is not None:
             _destination_facts(traveler, leg, entry, dest, reference, employer_name, values, records)
+            if "employer_name" in unknown:
+                values[EMPLOYER_DISPUTES_ACTIVE_SHARE] = reference.employer_disputes_active_share(
+                    dest.situations_from, leg.arrive, leg.depart
+                )
         elif kind == THIRD_COUNTRY and third is not None:
             _third_country_facts(leg, third, covered, values, records)
-        out.append(LegFacts(leg=leg, kind=kind, values=values, records=records))
+        out.append(LegFacts(leg=leg, kind=kind, values=values, records=records, unknown=unknown))
     return out
 
 
@@ -268,9 +434,11 @@ def _destination_facts(
     values["dual_national"] = bool(claimed) and len(claimed) < len(citizenships)
     values["destination_recognises_dual_nationality"] = dest.recognises_dual_nationality
     values["born_in_destination"] = traveler.birth_country in group
-    values["former_national"] = not group.isdisjoint(traveler.former_citizenships)
-    values["entry_on_destination_document"] = entry == DESTINATION_TRAVEL_PERMIT or (
-        entry is not None and entry in group
+    values["former_national"] = not group.isdisjoint(traveler.former_citizenships or ())
+    values["entry_on_destination_document"] = (
+        entry == DESTINATION_TRAVEL_PERMIT
+        or (entry is not None and entry in group)
+        or (entry is None and all(c in group for c in citizenships))
     )
     if claimed:
         values["nationality_text"] = f"{', '.join(claimed)} citizenship counted as {dest.name} nationality"
@@ -325,15 +493,13 @@ def _destination_facts(
 def _third_country_facts(
     leg: Leg,
     third: ThirdCountryProfile,
-    covered: list[DestinationProfile | None],
+    covered: Sequence[DestinationProfile],
     values: dict[str, Any],
     records: dict[str, tuple[str, ...]],
 ) -> None:
     returns: list[ForcedReturn] = []
     treaties: list[TreatyRecord] = []
     for p in covered:
-        if p is None:
-            continue
         returns.extend(third.forced_returns_to(p.code, leg.arrive))
         treaty = third.treaty_with(p.code, leg.arrive)
         if treaty is not None and treaty not in treaties:

@@ -125,14 +125,22 @@ class _Form(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Not given is not "no": every field a traveller's request may leave out is None when it is left out, and
+# the score treats it as unknown (its expectation under the reference population, `risk_rules.unknowns`).
+# An explicit `false` or `[]` is a statement; an omitted field or `null` is not.
+NOT_GIVEN = "Omitted or null: not given, scored as unknown (its expectation under the reference population)."
+
+
 class Employer(_Form):
-    name: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), SingleLine] | None = None
-    sector: Sector | None = None
+    name: Annotated[str, Field(min_length=1, max_length=MAX_TEXT), SingleLine] | None = Field(
+        default=None, description=NOT_GIVEN
+    )
+    sector: Sector | None = Field(default=None, description=NOT_GIVEN)
 
 
 class PublicProfile(_Form):
-    criticizes_destination_government: bool = False
-    activism: Annotated[list[Activism], Field(max_length=MAX_LIST)] = []
+    criticizes_destination_government: bool | None = Field(default=None, description=NOT_GIVEN)
+    activism: Annotated[list[Activism], Field(max_length=MAX_LIST)] | None = Field(default=None, description=NOT_GIVEN)
 
 
 class FamilyTie(_Form):
@@ -147,10 +155,10 @@ class FamilyTie(_Form):
 
 
 class LegalExposure(_Form):
-    civil_or_commercial_dispute: bool = False
-    tax_dispute: bool = False
-    criminal_investigation: bool = False
-    sought_by_destination_authorities: bool = False
+    civil_or_commercial_dispute: bool | None = Field(default=None, description=NOT_GIVEN)
+    tax_dispute: bool | None = Field(default=None, description=NOT_GIVEN)
+    criminal_investigation: bool | None = Field(default=None, description=NOT_GIVEN)
+    sought_by_destination_authorities: bool | None = Field(default=None, description=NOT_GIVEN)
 
 
 class Traveler(_Form):
@@ -158,15 +166,22 @@ class Traveler(_Form):
         default=None, description="The client's own pseudonymous id for the traveller; no names needed."
     )
     citizenships: Annotated[list[CountryCode], Field(min_length=1, max_length=MAX_CITIZENSHIPS)]
-    birth_country: CountryCode | None = None
-    former_citizenships: Annotated[list[CountryCode], Field(max_length=MAX_CITIZENSHIPS)] = []
-    occupation: Occupation | None = None
-    employer: Employer | None = None
-    public_profile: PublicProfile = PublicProfile()
-    affiliations: Annotated[list[Affiliation], Field(max_length=MAX_LIST)] = []
-    family_ties: Annotated[list[FamilyTie], Field(max_length=MAX_FAMILY_TIES)] = []
-    relatives_in_destination: bool = False
-    legal_exposure: LegalExposure = LegalExposure()
+    birth_country: CountryCode | None = Field(default=None, description=NOT_GIVEN)
+    former_citizenships: Annotated[list[CountryCode], Field(max_length=MAX_CITIZENSHIPS)] | None = Field(
+        default=None, description="[] states there are none. " + NOT_GIVEN
+    )
+    occupation: Occupation | None = Field(default=None, description=NOT_GIVEN)
+    employer: Employer | None = Field(default=None, description="Its name and sector; each " + NOT_GIVEN)
+    public_profile: PublicProfile | None = Field(default=None, description="Each of its fields: " + NOT_GIVEN)
+    affiliations: Annotated[list[Affiliation], Field(max_length=MAX_LIST)] | None = Field(
+        default=None, description="[] states there are none. " + NOT_GIVEN
+    )
+    family_ties: Annotated[list[FamilyTie], Field(max_length=MAX_FAMILY_TIES)] | None = Field(
+        default=None,
+        description="The ties that matter ([] states there are none); a tie's flags default to false. " + NOT_GIVEN,
+    )
+    relatives_in_destination: bool | None = Field(default=None, description=NOT_GIVEN)
+    legal_exposure: LegalExposure | None = Field(default=None, description="Each of its fields: " + NOT_GIVEN)
 
 
 class Leg(_Form):
@@ -193,12 +208,12 @@ EntryDocument = Literal["destination_travel_permit"] | CountryCode
 
 
 class Trip(_Form):
-    purpose: Purpose | None = None
+    purpose: Purpose | None = Field(default=None, description=NOT_GIVEN)
     legs: Annotated[list[Leg], Field(min_length=1, max_length=MAX_LEGS)]
     entry_document: EntryDocument | None = Field(
         default=None,
         description="The passport used (a country code), or destination_travel_permit for a document the"
-        " destination issues to people it treats as its own (such as a Home Return Permit).",
+        " destination issues to people it treats as its own (such as a Home Return Permit). " + NOT_GIVEN,
     )
 
     @property
@@ -244,10 +259,38 @@ class Score(_Out):
     )
     band: Band
     log_odds: float
+    not_given_log_odds: float = Field(
+        default=0.0,
+        description="What the factors that could not be judged for a field left out add to the log-odds at their"
+        " expectation (on the leg where they add most): the part of the score that is neither the baseline nor"
+        " a listed factor.",
+    )
+
+
+class BandThresholdsOut(_Out):
+    elevated: float
+    high: float
+    severe: float
 
 
 class Baseline(_Out):
     probability: float = Field(description="The same itinerary for a traveller with no factors.")
+    band_thresholds: BandThresholdsOut | None = Field(
+        default=None,
+        description="The probabilities at which this itinerary enters each band: fixed multiples of its"
+        " no-factor odds (elevated 3×, high 10×, severe 50×), whatever its number of legs.",
+    )
+
+
+class NotGiven(_Out):
+    """A field the request leaves out that a factor could not be judged without."""
+
+    field: str = Field(description="The request field, as a path (e.g. traveler.occupation).")
+    factors: list[str] = Field(description="The factors whose value depends on it.")
+    probability_range: tuple[float, float] = Field(
+        description="The trip probabilities its possible values give, the other left-out fields at their"
+        " expectation; the score itself takes its expectation under the reference population."
+    )
 
 
 class Evidence(_Out):
@@ -314,6 +357,11 @@ class AssessmentResult(_Out):
     score: Score | None
     baseline: Baseline | None
     factors: list[FactorOut]
+    not_given: list[NotGiven] = Field(
+        default=[],
+        description="Fields left out that a factor could not be judged without, with the factors and the range"
+        " of probabilities they could have produced; the score takes each one's expectation.",
+    )
     legs: list[LegOut]
     mitigations: list[str]
     review: Review

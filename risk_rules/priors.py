@@ -1,9 +1,18 @@
 """The prior grades: how strongly the reference sources support a factor, as a prior on its coefficient.
 
 Every rule declares a grade for its coefficient (log-odds per unit of the factor's value) and the
-passages that justify it. This module is the one place where a grade becomes numbers. The priors are
-normal distributions truncated at zero: the sources only ever describe these factors as raising the
-risk, so a negative coefficient has no support and zero prior mass.
+passages that justify it. The grade follows from the passages by the grade table's own words
+(`grade_of`), so that a grade can be recomputed from any subset of them: the passages a reader could
+have read before a backtest's cutoff, or those that do not rest on an event held out of a fold. This
+module is the one place where a grade becomes numbers. The priors are normal distributions truncated at
+zero: the sources only ever describe these factors as raising the risk, so a negative coefficient has no
+support and zero prior mass.
+
+What a passage documents (each prior passage says which):
+- `motive_or_method`: it states the factor as the motive or the method of a state's action in the
+  documented case(s) it names;
+- `case`: it names the factor in a documented case without stating it as the motive;
+- `pattern`: it describes the factor as a pattern, naming no case.
 
 Why these numbers (they are on the model card too):
 - `strong`: the sources describe the factor as the stated motive or method in more than one documented
@@ -18,6 +27,7 @@ Why these numbers (they are on the model card too):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -72,3 +82,22 @@ PRIOR_GRADES: dict[str, PriorGrade] = {
 }
 
 GRADE_NAMES = tuple(PRIOR_GRADES)
+DOCUMENTS = ("motive_or_method", "case", "pattern")
+
+
+def grade_of(passages: Iterable[tuple[str, Iterable[str]]]) -> str:
+    """The grade a set of passages supports, by the grade table's definitions.
+
+    `passages` are (what the passage documents, the cases it names) pairs. Strong: the factor is the
+    stated motive or method in more than one documented case; moderate: it is named in a documented case
+    or described as a pattern; weak: no passage.
+    """
+    motive_cases: set[str] = set()
+    any_passage = False
+    for documents, cases in passages:
+        any_passage = True
+        if documents == "motive_or_method":
+            motive_cases.update(cases)
+    if len(motive_cases) > 1:
+        return "strong"
+    return "moderate" if any_passage else "weak"

@@ -15,7 +15,7 @@ import re
 import unicodedata
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -194,6 +194,14 @@ class ReferenceSnapshot(Protocol):
 
     def covered_destinations(self) -> list[str]: ...
 
+    def covered_profiles(self) -> tuple[DestinationProfile, ...]:
+        """The profiles of the covered destinations, in code order."""
+        ...
+
+    def claimed_nationalities(self) -> frozenset[str]:
+        """Every nationality a covered destination claims as its own (their nationality groups together)."""
+        ...
+
     def destination_profile(self, code: str) -> DestinationProfile | None: ...
 
     def third_country_profile(self, code: str) -> ThirdCountryProfile | None: ...
@@ -207,6 +215,12 @@ class ReferenceSnapshot(Protocol):
     def employer_near_matches(
         self, employer_name: str, destination: str, start: dt.date, end: dt.date
     ) -> list[tuple[EmployerDispute, float]]: ...
+
+    def employer_disputes_active_share(self, destinations: Sequence[str], start: dt.date, end: dt.date) -> float:
+        """The share of recorded employer disputes that concern one of `destinations` and are active
+        between `start` and `end`: how likely an employer the request does not name is in one, given
+        that the reference population's employers in a dispute are the recorded ones."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -578,6 +592,8 @@ class InMemoryReference:
     version: str
     _by_pair: dict[tuple[str, str], list[Situation]] = field(default_factory=dict, init=False, repr=False)
     _by_employer: dict[tuple[str, str], list[EmployerDispute]] = field(default_factory=dict, init=False, repr=False)
+    _active_share: dict[tuple, float] = field(default_factory=dict, init=False, repr=False)
+    _near_candidates: dict[tuple, list] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         by_pair: dict[tuple[str, str], list[Situation]] = defaultdict(list)
@@ -610,6 +626,11 @@ class InMemoryReference:
         new = copy.copy(self)
         new.version = version
         new.__dict__.pop("_name_index", None)
+        # Look-ups cached on this snapshot answer for its records only: the new one starts its own.
+        new._active_share = {}
+        new._near_candidates = {}
+        new.__dict__.pop("_covered_profiles", None)
+        new.__dict__.pop("_claimed_nationalities", None)
         new.destinations = {**self.destinations, **{d.code: d for d in destinations}}
         new.third_countries = {**self.third_countries, **{t.code: t for t in third_countries}}
         situations = list(situations)
@@ -664,6 +685,20 @@ class InMemoryReference:
     def covered_destinations(self) -> list[str]:
         return sorted(self.destinations)
 
+    def covered_profiles(self) -> tuple[DestinationProfile, ...]:
+        return self._covered_profiles
+
+    @cached_property
+    def _covered_profiles(self) -> tuple[DestinationProfile, ...]:
+        return tuple(self.destinations[code] for code in sorted(self.destinations))
+
+    def claimed_nationalities(self) -> frozenset[str]:
+        return self._claimed_nationalities
+
+    @cached_property
+    def _claimed_nationalities(self) -> frozenset[str]:
+        return frozenset().union(*(p.nationality_group for p in self.destinations.values()))
+
     def destination_profile(self, code: str) -> DestinationProfile | None:
         return self.destinations.get(code)
 
@@ -679,13 +714,38 @@ class InMemoryReference:
         key = (normalise_organisation(employer_name), destination)
         return [d for d in self._by_employer.get(key, ()) if d.active_during(start, end)]
 
+    def employer_disputes_active_share(self, destinations: Sequence[str], start: dt.date, end: dt.date) -> float:
+        key = (tuple(destinations), start, end)
+        share = self._active_share.get(key)
+        if share is None:
+            if not self.employer_disputes:
+                share = 0.0
+            else:
+                wanted = set(destinations)
+                active = sum(
+                    1 for d in self.employer_disputes if d.destination in wanted and d.active_during(start, end)
+                )
+                share = active / len(self.employer_disputes)
+            if len(self._active_share) > 50_000:  # bounded: trips' dates are many, the answer is cheap
+                self._active_share.clear()
+            self._active_share[key] = share
+        return share
+
     def employer_near_matches(
         self, employer_name: str, destination: str, start: dt.date, end: dt.date
     ) -> list[tuple[EmployerDispute, float]]:
         index = self._name_index.get(destination)
         if index is None:
             return []
-        return near_matches(employer_name, index.candidates(normalise_organisation(employer_name)), start, end)
+        key = (normalise_organisation(employer_name), destination)
+        candidates = self._near_candidates.get(key)
+        if candidates is None:
+            # The names close to this one do not depend on the trip's dates: matched once, filtered per trip.
+            candidates = index.candidates(key[0])
+            if len(self._near_candidates) >= 50_000:
+                self._near_candidates.clear()
+            self._near_candidates[key] = candidates
+        return near_matches(employer_name, candidates, start, end)
 
     @cached_property
     def _name_index(self) -> dict[str, OrganisationNameIndex]:

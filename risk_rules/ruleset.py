@@ -8,9 +8,10 @@ so a broken rule set never starts.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from risk_rules.errors import RuleSetError
 from risk_rules.expr import CompiledExpression, ExpressionError, compile_expression
-from risk_rules.facts import DESTINATION, FACT_TYPES, THIRD_COUNTRY, LegFacts
+from risk_rules.facts import DERIVED_FACT_INPUTS, DESTINATION, FACT_TYPES, THIRD_COUNTRY, LegFacts
 from risk_rules.forms import AssessmentRequest
-from risk_rules.priors import GRADE_NAMES, PRIOR_GRADES, PriorGrade
-from risk_rules.sources import quote_problem
+from risk_rules.priors import DOCUMENTS, GRADE_NAMES, PRIOR_GRADES, PriorGrade, grade_of
+from risk_rules.sources import published_by, quote_problem
 
 RULE_ID_PATTERN = r"^[a-z][a-z0-9_]{2,63}$"
 
@@ -50,13 +51,32 @@ class ExampleIn(BaseModel):
     value: float | None = Field(default=None, ge=0, le=1)
 
 
+class PriorEvidenceIn(EvidenceIn):
+    """A passage behind a prior's grade, with what it documents (see `risk_rules.priors`)."""
+
+    documents: Literal[DOCUMENTS]  # type: ignore[valid-type]
+    cases: list[str] = Field(
+        default=[],
+        description="The documented cases the passage names: the corpus event id of each case the corpus holds"
+        " (a fold that holds the event out does not use the passage), else a short description.",
+    )
+
+    @model_validator(mode="after")
+    def _cases_match(self) -> PriorEvidenceIn:
+        if self.documents == "pattern" and self.cases:
+            raise ValueError("a passage that describes a pattern names no case")
+        if self.documents != "pattern" and not self.cases:
+            raise ValueError(f"a passage that documents '{self.documents}' must name its case(s)")
+        return self
+
+
 class PriorIn(BaseModel):
     """The prior of a rule's coefficient: a grade (see `risk_rules.priors`) and why."""
 
     model_config = ConfigDict(extra="forbid")
     grade: Literal[GRADE_NAMES]  # type: ignore[valid-type]
     rationale: str = Field(min_length=10)
-    evidence: list[EvidenceIn] = Field(
+    evidence: list[PriorEvidenceIn] = Field(
         default=[], description="The passages that speak of the factor itself and justify the grade."
     )
     unsupported: str | None = Field(
@@ -66,9 +86,14 @@ class PriorIn(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _grade_rests_on_passages(self) -> PriorIn:
-        if self.grade != "weak" and not self.evidence:
-            raise ValueError(f"a '{self.grade}' grade must cite the passages that justify it")
+    def _grade_follows_the_passages(self) -> PriorIn:
+        supported = grade_of((e.documents, e.cases) for e in self.evidence)
+        if self.grade != supported:
+            raise ValueError(
+                f"the passages support the grade '{supported}', not '{self.grade}' (strong: the stated motive or"
+                " method in more than one documented case; moderate: named in a documented case or described"
+                " as a pattern; weak: no passage)"
+            )
         if not self.evidence and not self.unsupported:
             raise ValueError("a prior without evidence must say in 'unsupported' that the sources do not carry it")
         return self
@@ -113,13 +138,28 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class PriorPassage:
+    """A passage behind a prior's grade: what it documents, the cases it names, when it was published."""
+
+    source: str
+    quote: str
+    documents: str
+    cases: tuple[str, ...]
+    published_by: dt.date
+
+
+@dataclass(frozen=True)
 class Prior:
     """A rule's declared prior: its grade's distribution, why, and the passages behind it."""
 
     grade: PriorGrade
     rationale: str
-    evidence: tuple[Evidence, ...]
+    evidence: tuple[PriorPassage, ...]
     unsupported: str | None
+
+    def grade_from(self, keep: Callable[[PriorPassage], bool]) -> PriorGrade:
+        """The grade the kept passages support (a fold's or a backtest's prior)."""
+        return PRIOR_GRADES[grade_of((p.documents, p.cases) for p in self.evidence if keep(p))]
 
 
 @dataclass(frozen=True)
@@ -146,14 +186,25 @@ class Rule:
     file: str
     prior: Prior
     _constant: float | None = None
+    # The facts the rule depends on: what it reads, and the inputs of the derived facts it reads (a
+    # left-out input changes them). `closure_order` is the same set in a fixed order, for cache keys.
+    closure: frozenset[str] = frozenset()
+    closure_order: tuple[str, ...] = ()
 
     def evaluate(self, facts: LegFacts) -> float:
-        """The factor's value on this leg: 0 when the rule does not fire, else in (0, 1]."""
-        if facts.kind not in self.applies_to or not self.when.evaluate(facts.values):
+        """The factor's value on this leg as its facts stand: 0 when the rule does not fire, else in (0, 1].
+
+        A fact a left-out field sets holds a placeholder here; scoring and training take such a rule's
+        expectation instead (`risk_rules.unknowns`)."""
+        return self.evaluate_values(facts.kind, facts.values)
+
+    def evaluate_values(self, kind: str, values: dict[str, Any]) -> float:
+        """The factor's value for a leg of `kind` whose facts are `values`."""
+        if kind not in self.applies_to or not self.when.evaluate(values):
             return 0.0
-        if self.constant_value is not None:
-            return self.constant_value
-        value = float(self.value.evaluate(facts.values))
+        if self._constant is not None:
+            return self._constant
+        value = float(self.value.evaluate(values))
         return min(1.0, max(0.0, value))
 
     @property
@@ -162,8 +213,15 @@ class Rule:
         return self._constant
 
     def reason(self, facts: LegFacts) -> str:
-        rendered = {name: _render(facts.values[name]) for name in self.reads}
-        return self.reason_template.format_map(rendered).strip()
+        key = tuple(facts.values[name] for name in self.reads)
+        cached = _REASONS.get((self.id, self.reason_template, key))
+        if cached is None:
+            rendered = {name: _render(value) for name, value in zip(self.reads, key, strict=True)}
+            cached = self.reason_template.format_map(rendered).strip()
+            if len(_REASONS) >= 50_000:
+                _REASONS.clear()
+            _REASONS[(self.id, self.reason_template, key)] = cached
+        return cached
 
     def derived_from(self, facts: LegFacts) -> list[str]:
         seen: dict[str, None] = {}
@@ -171,6 +229,10 @@ class Rule:
             for record in facts.records.get(name, ()):
                 seen.setdefault(record, None)
         return list(seen)
+
+
+# Reason sentences by rule and the values it reads: the same few sentences recur across trips.
+_REASONS: dict[tuple, str] = {}
 
 
 def _render(value: Any) -> str:
@@ -206,7 +268,13 @@ class RuleSet:
         raise KeyError(rule_id)
 
     def values(self, facts: LegFacts) -> list[float]:
-        """Each rule's value on one leg, in rule order (the model's feature order)."""
+        """Each rule's value on one leg whose request leaves nothing out, in rule order (the model's
+        feature order). A leg with fields left out is valued by `risk_rules.unknowns.Expectations`."""
+        if facts.unknown:
+            raise ValueError(
+                "the leg's request leaves out " + ", ".join(sorted(facts.unknown)) + ": value it with"
+                " risk_rules.unknowns.Expectations, which takes their expectation"
+            )
         return [rule.evaluate(facts) for rule in self.rules]
 
 
@@ -253,6 +321,7 @@ def _compile(rule: RuleIn, file: str) -> Rule:
         except ValidationError as exc:
             raise RuleSetError(file, rule.id, f"example '{example.name}' is not a valid request: {exc}") from exc
         examples.append(Example(example.name, request, example.fires, example.value))
+    closure = frozenset(rule.reads).union(*(DERIVED_FACT_INPUTS.get(name, ()) for name in rule.reads))
     return Rule(
         id=rule.id,
         title=rule.title,
@@ -269,10 +338,15 @@ def _compile(rule: RuleIn, file: str) -> Rule:
         prior=Prior(
             grade=PRIOR_GRADES[rule.prior.grade],
             rationale=" ".join(rule.prior.rationale.split()),
-            evidence=tuple(Evidence(e.source, e.quote) for e in rule.prior.evidence),
+            evidence=tuple(
+                PriorPassage(e.source, e.quote, e.documents, tuple(e.cases), published_by(e.source))
+                for e in rule.prior.evidence
+            ),
             unsupported=" ".join(rule.prior.unsupported.split()) if rule.prior.unsupported else None,
         ),
         _constant=None if value.names else min(1.0, max(0.0, float(value.evaluate({})))),
+        closure=closure,
+        closure_order=tuple(sorted(closure)),
     )
 
 

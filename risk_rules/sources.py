@@ -144,6 +144,39 @@ def source_texts(directory: Path | None = None) -> dict[str, str]:
     return texts
 
 
+# When each reference document was published (the sources' README gives these, some only roughly):
+# (year, month, day), with None where the README gives less.
+_REFERENCE_DATES: dict[str, tuple[int, int | None, int | None]] = {
+    "zhang-beijings-new-hostage-diplomacy": (2019, None, None),  # "early 2019"
+    "ccp-master-of-hostage-diplomacy": (2023, 10, None),  # "October 2023"
+    "csis-kennedy-beijing-suffers-major-loss": (2021, 9, None),  # "September 2021"
+    "merics-chinas-global-law-enforcement-drive": (2017, 1, 18),  # "18 January 2017"
+    "brookings-long-arm-of-the-law": (2021, None, None),  # "early 2021"
+}
+
+
+def _last_day(year: int, month: int | None, day: int | None) -> dt.date:
+    if day is not None and month is not None:
+        return dt.date(year, month, day)
+    if month is not None:
+        following = dt.date(year + (month == 12), month % 12 + 1, 1)
+        return following - dt.timedelta(days=1)
+    return dt.date(year, 12, 31)
+
+
+def published_by(source: str) -> dt.date:
+    """The latest day `source` (a reference document or a registered report) can have been published:
+    the last day of its stated month or year when the date is given only that precisely. A passage is
+    "published before" a cutoff only when this day is before it."""
+    if source in _REFERENCE_DATES:
+        return _last_day(*_REFERENCE_DATES[source])
+    report = load_reporting().get(source)
+    if report is None:
+        raise KeyError(f"unknown source '{source}'")
+    parts = [int(p) for p in report.date.split("-")]
+    return _last_day(parts[0], parts[1] if len(parts) > 1 else None, parts[2] if len(parts) > 2 else None)
+
+
 def source_title(source: str) -> str | None:
     """A registered report's title with its publisher and date; None for the reference documents."""
     report = load_reporting().get(source)

@@ -49,12 +49,55 @@ def train(
     directory = out or model_dir()
     path = write_model(document, directory, make_active=activate)
     metrics = document["metrics"]
+    lo, hi = metrics["roc_auc_interval_90"]
     typer.echo(
         f"model {document['version']}: {document['data']['incidents']} incidents, {document['data']['controls']}"
-        f" control trips; leave-one-event-out ROC AUC {metrics['roc_auc']} (checklist of fired factors"
-        f" {metrics['checklist_roc_auc']}), {100 * metrics['incidents_high_or_severe']:.0f}% of held-out incidents"
-        f" high or severe; written to {path}" + ("; active" if activate else "")
+        f" control trips; leave-one-event-out ROC AUC {metrics['roc_auc']} [90%: {lo}, {hi}] (checklist of fired"
+        f" factors {metrics['checklist_roc_auc']}), {100 * metrics['incidents_high_or_severe']:.0f}% of held-out"
+        f" incidents high or severe; written to {path}" + ("; active" if activate else "")
     )
+    for missed in metrics["targets_missed"]:
+        typer.echo(f"target missed: {missed}")
+
+
+@app.command("reproduce")
+def reproduce(
+    version: Annotated[
+        str | None, typer.Argument(help="The model version to reproduce; default: the active one.")
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate/--no-validate", help="Also recompute both validation schemes.")
+    ] = True,
+) -> None:
+    """Retrain a stored model version from the bundled inputs and compare: the same inputs must give the same
+    version, and every number must agree within the stated tolerance. Exits 1 when it does not reproduce."""
+    from models.artifact import active_version, load_artifact
+    from models.training import reproduction_differences, train_model
+    from risk_rules.errors import TravelriskError
+
+    try:
+        stored = load_artifact(version or active_version()).document
+    except TravelriskError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    inputs = stored.get("inputs")
+    if inputs is None:
+        typer.echo(f"error: model {stored['version']} does not record its inputs (format {stored['format']})", err=True)
+        raise typer.Exit(2)
+    document, _, _ = train_model(
+        seed=inputs["seed"],
+        base_rate=inputs["base_rate"],
+        draws=inputs["posterior_draws"],
+        controls=inputs["controls"],
+        exclude_events=frozenset(inputs["events_excluded"]),
+        validate=validate and "validation" in stored,
+    )
+    differences = reproduction_differences(stored, document)
+    if differences:
+        for line in differences:
+            typer.echo(f"differs: {line}")
+        raise typer.Exit(1)
+    typer.echo(f"model {stored['version']} reproduced within tolerance (version {document['version']})")
 
 
 @app.command("list")

@@ -60,14 +60,17 @@ class ModelCard(_Open):
     base_rate: Any = Field(description="The per-trip base rate the intercept is corrected to, and its source.")
     intercepts: Any
     metrics: dict[str, Any] = Field(
-        description="The headline validation figures: leave-one-event-out AUC of the model and of the checklist"
-        " of fired factors, band shares, the temporal backtest's AUCs, and the in-sample AUC against synthetic"
-        " controls (labelled as such)."
+        description="The headline validation figures: leave-one-event-out AUC of the model (with its 90% interval)"
+        " and of the checklist of fired factors, band shares, the temporal backtest's AUCs, the in-sample AUC"
+        " against synthetic controls (labelled as such), and every target missed."
     )
     validation: dict[str, Any] | None = Field(
         default=None,
-        description="Leave-one-event-out and temporal backtest in full: AUCs of model and checklist, band shares"
-        " of held-out incidents and controls, and every held-out incident's score.",
+        description="Leave-one-event-out and temporal backtest in full: each figure (AUCs of model and checklist,"
+        " their difference, the share of held-out incidents high or severe, the share of control trips above"
+        " elevated) as the mean over population draws with a 90% interval from a bootstrap over events and its"
+        " value on each draw; each target with whether it is met; the priors each scheme used; and every"
+        " held-out incident's score.",
     )
     priors: dict[str, Any] | None = Field(default=None, description="The prior grades and what each means.")
     factors: list[FactorInfo]

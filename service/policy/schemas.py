@@ -34,8 +34,9 @@ class PolicyIn(BaseModel):
     )
     thresholds: Thresholds | None = Field(
         default=None,
-        description="Stricter band thresholds than the model's (a trip enters a band at a lower probability);"
-        " null uses the model's.",
+        description="Probability thresholds stricter than the model's for one destination leg: a trip enters a"
+        " band when its probability reaches the policy's threshold or the model's band for its own itinerary"
+        " (multiples of that itinerary's no-factor odds), whichever band is higher; null uses the model's.",
     )
 
     @field_validator("review_bands")
@@ -61,10 +62,16 @@ class PolicyOut(BaseModel):
     severe_approvals: int
     thresholds: Thresholds | None
     effective_thresholds: BandThresholds = Field(
-        description="The thresholds assessments are banded with now: the policy's where it sets one, the active"
-        " model's otherwise (if a newer model is stricter than the policy, the model's)."
+        description="The thresholds a trip of one destination leg is banded with now: the policy's where it sets"
+        " one, the active model's otherwise (if a newer model is stricter than the policy, the model's). A trip of"
+        " other legs is banded against its own itinerary's no-factor odds, or the policy's threshold if that is"
+        " reached first."
     )
-    model_thresholds: BandThresholds = Field(description="The active model's thresholds.")
+    model_thresholds: BandThresholds = Field(
+        description="The active model's thresholds for one destination leg; every itinerary's are the same"
+        " multiples (elevated 3×, high 10×, severe 50×) of its own no-factor odds (baseline.band_thresholds of"
+        " an assessment)."
+    )
     created_at: dt.datetime | None = Field(description="When this version was set; null for the default.")
     changed_by_key: str | None = Field(description="Id of the admin key that set it.")
     changed_by_holder: str | None = Field(description="Holder of that key.")

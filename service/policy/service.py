@@ -103,7 +103,8 @@ def history(session: Session, tenant_id: str) -> list[Policy]:
 
 
 def effective_thresholds(policy: Policy, model: BandThresholds) -> BandThresholds:
-    """The thresholds assessments are banded with: per band, the stricter (lower) of policy and model.
+    """The thresholds a trip of one destination leg is banded with: per band, the stricter (lower) of policy
+    and model (`judge` bands every trip: its own itinerary's model bands, raised by the policy's thresholds).
 
     A policy may only be stricter than the model it was set against; taking the minimum keeps that true
     when a newer model with lower thresholds is activated later.
@@ -111,6 +112,26 @@ def effective_thresholds(policy: Policy, model: BandThresholds) -> BandThreshold
     given = policy.thresholds or {}
     values = {band: min(getattr(model, band), given.get(band) or getattr(model, band)) for band in BANDS}
     return BandThresholds(**values)
+
+
+def policy_band(policy: Policy, probability: float) -> str:
+    """The band a probability reaches under the policy's own thresholds alone (a band it sets no threshold
+    for is never reached this way)."""
+    given = policy.thresholds or {}
+    reached = "low"
+    for band in BANDS:
+        if given.get(band) is not None and probability >= given[band]:
+            reached = band
+    return reached
+
+
+def stricter_band(model_band: str, policy_band_: str) -> str:
+    """The higher of two bands: a policy can only raise a trip's band, never lower it.
+
+    The model bands a trip against multiples of its own itinerary's no-factor odds; a policy's thresholds
+    are probabilities, so a trip takes whichever of the two reaches the higher band."""
+    order = ("low", *BANDS)
+    return model_band if order.index(model_band) >= order.index(policy_band_) else policy_band_
 
 
 def check_thresholds(form: PolicyIn, model: BandThresholds) -> None:
@@ -186,7 +207,7 @@ def judge(body: dict[str, Any], policy: Policy, model: BandThresholds) -> dict[s
     band = None
     if score is not None:
         if policy.thresholds:
-            score["band"] = effective_thresholds(policy, model).band(score["probability"])
+            score["band"] = stricter_band(score["band"], policy_band(policy, score["probability"]))
         band = score["band"]
     required = policy.requires_review(band)
     body["review"] = {

@@ -1,8 +1,9 @@
 """Rosters as CSV: one trip per row, in documented columns, turned into `POST /v1/assessments` bodies.
 
-A cell left empty means "not declared", as a field left out of a JSON body does. Lists are separated by
-`;`. Each leg reads `COUNTRY[/REGION] ARRIVE DEPART [transit]`, legs separated by `;`, e.g.
-`TH 2018-12-04 2018-12-05 transit; CN/Beijing 2018-12-05 2018-12-20`.
+A cell left empty means "not given", as a field left out of a JSON body does: the score takes the field at
+its expectation and the result lists it under `not_given`. Lists are separated by `;`; the word `none` in
+a list column states that there are none (an empty list). Each leg reads `COUNTRY[/REGION] ARRIVE DEPART
+[transit]`, legs separated by `;`, e.g. `TH 2018-12-04 2018-12-05 transit; CN/Beijing 2018-12-05 2018-12-20`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "reference": (("traveler", "reference"), "text", "Your pseudonymous id for the traveller."),
     "citizenships": (("traveler", "citizenships"), "list", "Required. Country codes, e.g. `CA;CN`."),
     "birth_country": (("traveler", "birth_country"), "text", "Country code."),
-    "former_citizenships": (("traveler", "former_citizenships"), "list", "Country codes."),
+    "former_citizenships": (("traveler", "former_citizenships"), "list", "Country codes, or `none`."),
     "occupation": (("traveler", "occupation"), "text", "One of the contract's occupations."),
     "employer_name": (("traveler", "employer", "name"), "text", "The employer's name."),
     "employer_sector": (("traveler", "employer", "sector"), "text", "One of the contract's sectors."),
@@ -26,12 +27,12 @@ COLUMNS: dict[str, tuple[tuple[str, ...], str, str]] = {
         "bool",
         "`true` or `false`.",
     ),
-    "activism": (("traveler", "public_profile", "activism"), "list", "e.g. `human_rights;hong_kong`."),
-    "affiliations": (("traveler", "affiliations"), "list", "e.g. `falun_gong`."),
+    "activism": (("traveler", "public_profile", "activism"), "list", "e.g. `human_rights;hong_kong`, or `none`."),
+    "affiliations": (("traveler", "affiliations"), "list", "e.g. `falun_gong`, or `none`."),
     "family_ties": (
         ("traveler", "family_ties"),
         "family",
-        "`relation[:sought_by_destination_authorities][:lives_in_destination]`, `;` between ties.",
+        "`relation[:sought_by_destination_authorities][:lives_in_destination]`, `;` between ties, or `none`.",
     ),
     "relatives_in_destination": (("traveler", "relatives_in_destination"), "bool", "`true` or `false`."),
     "civil_or_commercial_dispute": (
@@ -123,6 +124,8 @@ def read_rows(text: str) -> tuple[list[str], list[list[str]]]:
 
 
 def _list(value: str) -> list[str]:
+    if value.strip().lower() == "none":
+        return []  # stated: there are none (an empty cell is not given)
     return [part.strip() for part in value.split(";") if part.strip()]
 
 

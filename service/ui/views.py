@@ -70,9 +70,30 @@ def assessment_view(session: Session, body: dict[str, Any]) -> dict[str, Any]:
     ]
     chart = None
     if score is not None and body.get("baseline"):
-        steps = waterfall_steps(body["baseline"]["probability"], score["log_odds"], body.get("factors", []))
+        steps_of = list(body.get("factors", []))
+        left_out = float(score.get("not_given_log_odds") or 0.0)
+        if left_out > 0.005:
+            # Fields left out add their expectation to the score: a step of their own, so that the bars of
+            # the listed factors are not stretched to cover it.
+            steps_of.append(
+                {"id": "not_given", "title": "Fields not given, at their expectation", "contribution": left_out}
+            )
+        steps = waterfall_steps(body["baseline"]["probability"], score["log_odds"], steps_of)
         chart = {"steps": steps, "svg": waterfall_svg(steps)}
-    return {"body": body, "score": score, "factors": factors, "waterfall": chart}
+    not_given = [
+        {**item, "factor_titles": [_factor_title(f) for f in item.get("factors", [])]}
+        for item in body.get("not_given", [])
+    ]
+    return {"body": body, "score": score, "factors": factors, "waterfall": chart, "not_given": not_given}
+
+
+def _factor_title(factor_id: str) -> str:
+    from risk_rules.ruleset import bundled_rules
+
+    try:
+        return bundled_rules().by_id(factor_id).title
+    except KeyError:
+        return factor_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,7 +189,10 @@ def review_view(session: Session, principal: Principal, row: Assessment, mitigat
 def _figure(value: Any) -> str:
     """A population figure in words: shares as percentages, periods as dates with their fraction."""
     if isinstance(value, dict):
-        return ", ".join(f"{key} {float(share):.1%}" for key, share in value.items())
+        # Shares are weights (counts of trips, or fractions): shown as each one's part of their sum.
+        total = sum(float(share) for share in value.values()) or 1.0
+        ranked = sorted(value.items(), key=lambda item: -float(item[1]))
+        return ", ".join(f"{key} {float(share) / total:.1%}" for key, share in ranked)
     if isinstance(value, list):
         return "; ".join(f"{p['from']} to {p['to']}: {float(p['relative']):.0%} of the usual volume" for p in value)
     if isinstance(value, float) and value < 1:
@@ -227,5 +251,50 @@ def model_view(card: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]
         "has_priors": any(e.prior_mean is not None for e in estimates),
         "priors": priors,
         "validation": card.get("validation") or artifact.get("validation"),
+        "validation_rows": validation_rows(card.get("validation") or artifact.get("validation")),
         "metrics": card.get("metrics") or {},
     }
+
+
+def validation_rows(validation: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per held-out scheme: each figure as text with its 90% interval and, where it has a target,
+    whether the target is met. Models stored before figures had intervals give the bare figures."""
+    if not validation:
+        return []
+    rows = []
+    for key in ("leave_one_event_out", "temporal_backtest"):
+        v = validation[key]
+        figures = v.get("figures")
+        targets = v.get("targets") or {}
+
+        def shown(
+            name: str, percent: bool, v: dict[str, Any] = v, figures: Any = figures, targets: Any = targets
+        ) -> dict[str, Any]:
+            if figures is None:  # an older artifact: the bare figure
+                value = v.get(name)
+                text = "—" if value is None else (f"{100 * value:.0f}%" if percent else f"{value:.3f}")
+                return {"text": text, "interval": None, "met": None}
+            figure = figures[name]
+            lo, hi = figure["interval_90"]
+            if percent:
+                text, interval = f"{100 * figure['value']:.0f}%", f"{100 * lo:.0f}–{100 * hi:.0f}%"
+            else:
+                text, interval = f"{figure['value']:.3f}", f"{lo:.3f}–{hi:.3f}"
+            met = targets.get(name, {}).get("met")
+            return {"text": text, "interval": interval, "met": met}
+
+        rows.append(
+            {
+                "name": v["name"],
+                "scheme": v["scheme"],
+                "incidents": v["incidents"],
+                "events": v["events"],
+                "draws": v.get("population_draws"),
+                "model_auc": shown("model_auc", False),
+                "checklist_auc": shown("checklist_auc", False),
+                "incidents_high_or_severe": shown("incidents_high_or_severe", True),
+                "controls_above_elevated": shown("controls_above_elevated", True),
+                "beats_checklist": targets.get("auc_difference", {}).get("met"),
+            }
+        )
+    return rows

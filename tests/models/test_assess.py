@@ -240,3 +240,93 @@ def test_third_country_trip_of_a_targeted_traveller_is_scored() -> None:
     assert critic.status == "scored"
     tourist = ASSESSOR.assess(request({"citizenships": ["DE"]}, legs), REFERENCE)
     assert tourist.status == "out_of_scope"
+
+
+# ------------------------------------------------------------------------------------------------
+# Not given is not "no"
+
+STATED = {
+    "citizenships": ["GB"],
+    "birth_country": "GB",
+    "former_citizenships": [],
+    "occupation": "engineer",
+    "employer": {"name": "Acme Engineering", "sector": "technology"},
+    "public_profile": {"criticizes_destination_government": False, "activism": []},
+    "affiliations": [],
+    "family_ties": [],
+    "relatives_in_destination": False,
+    "legal_exposure": {
+        "civil_or_commercial_dispute": False,
+        "tax_dispute": False,
+        "criminal_investigation": False,
+        "sought_by_destination_authorities": False,
+    },
+}
+STATED_TRIP = {"purpose": "business", "entry_document": "GB"}
+
+
+def test_a_request_that_states_everything_has_nothing_not_given() -> None:
+    result = ASSESSOR.assess(request(STATED, **STATED_TRIP), REFERENCE)
+    assert result.not_given == []
+    assert result.score.not_given_log_odds == 0
+
+
+def test_a_field_left_out_is_scored_at_its_expectation_and_listed() -> None:
+    """Leaving the occupation out neither counts as "no occupation" nor as any one occupation: the score
+    lies within the range the occupations give, and that range is exactly what giving each would give."""
+    traveler = {k: v for k, v in STATED.items() if k != "occupation"}
+    result = ASSESSOR.assess(request(traveler, **STATED_TRIP), REFERENCE)
+    assert [n.field for n in result.not_given] == ["traveler.occupation"]
+    entry = result.not_given[0]
+    assert {"business_executive", "journalism", "religious_work"} <= set(entry.factors)
+    given = [
+        ASSESSOR.assess(request({**traveler, "occupation": o}, **STATED_TRIP), REFERENCE).score.probability
+        for o in ("business_executive", "engineer", "journalist", "religious_worker", "former_diplomat", "other")
+    ]
+    lo, hi = entry.probability_range
+    assert lo == pytest.approx(min(given), rel=1e-5) and hi >= max(given) * (1 - 1e-5)
+    assert lo < result.score.probability < hi
+    assert result.score.not_given_log_odds > 0
+    # The factors an unknown field might fire are not listed as fired.
+    assert "business_executive" not in {f.id for f in result.factors}
+    # The log-odds add up: baseline, the factors listed, and the fields not given at their expectation.
+    baseline = math.log(result.baseline.probability / (1 - result.baseline.probability))
+    total = baseline + sum(f.contribution for f in result.factors) + result.score.not_given_log_odds
+    assert total == pytest.approx(result.score.log_odds, abs=1e-3)
+
+
+def test_a_factor_decided_by_what_is_given_fires_though_other_fields_are_left_out() -> None:
+    """A journalist's journalism factor fires whatever the sector and purpose left out would be."""
+    result = ASSESSOR.assess(request({"citizenships": ["GB"], "occupation": "journalist"}), REFERENCE)
+    assert "journalism" in {f.id for f in result.factors}
+    assert "journalism" not in {factor for n in result.not_given for factor in n.factors}
+
+
+def test_bands_are_relative_to_the_same_itinerary_for_any_number_of_legs() -> None:
+    """A traveller with no factor is low whether the trip has one covered leg or three."""
+    legs = [
+        {"country": "CN", "arrive": "2024-03-01", "depart": "2024-03-05"},
+        {"country": "HK", "arrive": "2024-03-05", "depart": "2024-03-08"},
+        {"country": "MO", "arrive": "2024-03-08", "depart": "2024-03-10"},
+    ]
+    for count in (1, 2, 3):
+        result = ASSESSOR.assess(request(STATED, legs[:count], **STATED_TRIP), REFERENCE)
+        assert result.factors == [] and result.score.band == "low", count
+        assert result.score.probability == pytest.approx(result.baseline.probability, rel=1e-6)
+        thresholds = result.baseline.band_thresholds
+        odds = result.baseline.probability / (1 - result.baseline.probability)
+        # (the baseline is reported to 8 decimals, about three significant digits here)
+        assert thresholds.high / (1 - thresholds.high) == pytest.approx(10 * odds, rel=2e-3)
+    # The same factors on three legs are banded against three legs' baseline, as on one leg.
+    stated = {**STATED, "public_profile": {"criticizes_destination_government": True, "activism": ["democracy"]}}
+    one = ASSESSOR.assess(request(stated, legs[:1], **STATED_TRIP), REFERENCE)
+    three = ASSESSOR.assess(request(stated, legs, **STATED_TRIP), REFERENCE)
+    assert one.score.band == three.score.band
+
+
+def test_a_taiwanese_traveller_is_one_the_destination_claims() -> None:
+    """The nationality factor's passage names Taiwan residents: a Taiwanese citizen is claimed."""
+    result = ASSESSOR.assess(request({**STATED, "citizenships": ["TW"], "birth_country": "TW"}), REFERENCE)
+    assert "destination_nationality" in {f.id for f in result.factors}
+    passage = " ".join(e.quote for e in next(f for f in result.factors if f.id == "destination_nationality").evidence)
+    assert "Taiwan residents" in passage

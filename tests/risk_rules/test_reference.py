@@ -99,3 +99,25 @@ def test_name_index_finds_single_typos_and_longer_forms(query: str) -> None:
     index = OrganisationNameIndex([("acme", acme), ("zenith", dispute("Zenith", "d2"))])
     assert ("acme", acme) in index.candidates(query)
     assert all(d.id != "d2" for _, d in index.candidates(query))
+
+
+def test_a_changed_snapshot_does_not_answer_from_the_old_ones_look_ups() -> None:
+    """Look-ups a snapshot caches (claimed nationalities, employer near matches, the share of active
+    disputes) answer for the new records after a change, and the old snapshot keeps answering for its own."""
+    from dataclasses import replace
+
+    reference = load_bundled_reference()
+    day = dt.date(2024, 3, 1)
+    assert "TW" in reference.claimed_nationalities()
+    assert reference.employer_near_matches("Acmee Holdings", "CN", day, day) == []
+    share = reference.employer_disputes_active_share(("CN",), day, day)
+    china = replace(reference.destinations["CN"], nationality_group=frozenset({"CN"}))
+    hk = replace(reference.destinations["HK"], nationality_group=frozenset({"HK"}))
+    mo = replace(reference.destinations["MO"], nationality_group=frozenset({"MO"}))
+    acme = dispute("Acme Holdings Ltd.", "acme-test")
+    changed = reference.with_records("v2", destinations=[china, hk, mo], employer_disputes=[acme])
+    assert "TW" not in changed.claimed_nationalities()
+    assert [d.id for d, _ in changed.employer_near_matches("Acmee Holdings", "CN", day, day)] == ["acme-test"]
+    assert changed.employer_disputes_active_share(("CN",), day, day) != share
+    assert "TW" in reference.claimed_nationalities()
+    assert reference.employer_near_matches("Acmee Holdings", "CN", day, day) == []

@@ -124,7 +124,26 @@ def test_minimal_request(client: TestClient, tenant: Any) -> None:
     body = {"traveler": {"citizenships": ["DE"]}, "trip": {"legs": [leg]}}
     response = post(client, tenant, body)
     assert response.status_code == 201, response.text
-    assert response.json()["status"] == "scored"
+    result = response.json()
+    assert result["status"] == "scored"
+    # Not given is not "no": every field a factor could not be judged without is listed with its range.
+    not_given = {item["field"]: item for item in result["not_given"]}
+    assert {"traveler.occupation", "traveler.legal_exposure.sought_by_destination_authorities"} <= set(not_given)
+    assert "personally_sought" in not_given["traveler.legal_exposure.sought_by_destination_authorities"]["factors"]
+    for item in result["not_given"]:
+        low, high = item["probability_range"]
+        assert low <= result["score"]["probability"] <= high
+    document = client.get("/openapi.json").json()
+    schema = document["paths"]["/v1/assessments"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
+    assert schema_errors(document, schema, result) == []
+    # Null reads as left out too; stating false and [] is a statement, and removes the field from the list.
+    stated = {
+        "traveler": {"citizenships": ["DE"], "occupation": None, "legal_exposure": {"criminal_investigation": False}},
+        "trip": {"legs": [leg]},
+    }
+    again = post(client, tenant, stated).json()
+    fields = {item["field"] for item in again["not_given"]}
+    assert "traveler.occupation" in fields and "traveler.legal_exposure.criminal_investigation" not in fields
 
 
 def test_out_of_scope_trip(client: TestClient, tenant: Any) -> None:

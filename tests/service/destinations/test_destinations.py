@@ -18,7 +18,7 @@ def test_lists_the_covered_destinations_and_third_countries(client: TestClient, 
     assert codes == sorted(codes) and {"CN", "HK", "MO"} <= set(codes)
     china = next(d for d in body["items"] if d["code"] == "CN")
     assert china["recognises_dual_nationality"] is False
-    assert china["nationality_group"] == ["CN", "HK", "MO"]
+    assert china["nationality_group"] == ["CN", "HK", "MO", "TW"]
     assert china["laws"] and all(law["sources"] for law in china["laws"])
     assert china["revision"] >= 1 and china["updated_at"]
     third = {t["code"]: t for t in body["third_countries"]}

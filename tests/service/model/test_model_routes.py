@@ -46,8 +46,16 @@ def test_model_card(client: TestClient, tenant: Any) -> None:
     # The honest figures lead: held-out events against the checklist, then the temporal backtest.
     for scheme in ("leave_one_event_out", "temporal_backtest"):
         result = card["validation"][scheme]
-        assert {"model_auc", "checklist_auc", "incidents_high_or_severe", "controls_low_or_elevated"} <= set(result)
-    assert card["metrics"]["roc_auc"] == card["validation"]["leave_one_event_out"]["model_auc"]
+        figures = result["figures"]
+        assert {"model_auc", "checklist_auc", "incidents_high_or_severe", "controls_above_elevated"} <= set(figures)
+        for figure in figures.values():
+            # Every figure with its 90% interval from a bootstrap over events, and its spread over draws.
+            assert figure["interval_90"][0] <= figure["value"] <= figure["interval_90"][1] or figure["by_draw"]
+        assert {"incidents_high_or_severe", "controls_above_elevated", "auc_difference"} == set(result["targets"])
+        assert result["priors"]["grades"]
+    loeo = card["validation"]["leave_one_event_out"]["figures"]
+    assert card["metrics"]["roc_auc"] == loeo["model_auc"]["value"]
+    assert card["metrics"]["roc_auc_interval_90"] == loeo["model_auc"]["interval_90"]
     assert set(card["priors"]["grades"]) == {"strong", "moderate", "weak"}
 
 

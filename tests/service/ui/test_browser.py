@@ -274,7 +274,10 @@ def test_model_page_draws_the_forest_plot(page: Any, workspace: Workspace, scree
     assert page.locator("svg.forest g.fp-row").count() == len(model["factors"])
     population = page.locator("table.population")
     assert population.locator("tbody tr").count() == len(model["data"]["population"])
-    assert "26 Million Foreigners Visited China in 2010" in population.inner_text()
+    assert "2014年中国入境旅游" in population.inner_text()  # the arrivals by nationality the mix cites
+    validation = page.locator("section[aria-labelledby=validation-heading]")
+    # Each figure with its interval, and each target marked met or missed as the card says.
+    assert validation.locator("text=target missed").count() + validation.locator("text=target met").count() >= 4
     no_policy_violations(page)
     shoot(page, screenshots, "08-model")
     page.locator("svg.forest").screenshot(path=str(screenshots / "08b-forest-plot.png"))

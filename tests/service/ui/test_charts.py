@@ -106,15 +106,23 @@ def test_the_model_page_shows_the_bundled_models_priors_and_validation() -> None
         assert estimate.grade == factor["prior"]["grade"]
         assert estimate.prior_mean == pytest.approx(factor["prior"]["mean"])
         assert estimate.prior_interval == pytest.approx(tuple(factor["prior"]["interval"]))
-    assert view["validation"]["leave_one_event_out"]["model_auc"] == card["metrics"]["roc_auc"]
+    assert view["validation"]["leave_one_event_out"]["figures"]["model_auc"]["value"] == card["metrics"]["roc_auc"]
+    loeo = view["validation_rows"][0]
+    assert loeo["name"] == "leave-one-event-out"
+    assert loeo["model_auc"]["text"] == f"{card['metrics']['roc_auc']:.3f}" and loeo["model_auc"]["interval"]
+    # Each target is marked met or missed as the card says.
+    targets = card["validation"]["leave_one_event_out"]["targets"]
+    assert loeo["incidents_high_or_severe"]["met"] is targets["incidents_high_or_severe"]["met"]
     svg = str(view["forest"])
     assert svg.count('class="fp-prior"') == len(card["factors"])
     # The reference population: every figure with its basis, and the reporting behind the sourced ones.
     rows = {row["name"]: row for row in view["population"]}
     assert len(rows) == len(card["data"]["population"])
     assert rows["citizenships"]["basis"] == "reporting"
-    assert "CA 2.6%" in rows["citizenships"]["figure"]
-    assert any("26 Million Foreigners" in e["source_title"] for e in rows["citizenships"]["evidence_items"])
+    # 0.6671 of 26.77 million trips (the itemised 2014 countries and Taiwan's residents) are Canadian.
+    assert "CA 2.5%" in rows["citizenships"]["figure"]
+    assert rows["citizenships"]["figure"].startswith("TW 20.1%, KR 15.6%")
+    assert any("2014" in e["source_title"] for e in rows["citizenships"]["evidence_items"])
     assert "8% of the usual volume" in rows["travel volume"]["figure"]
     assert rows["activism share"]["basis"] == "assumption" and not rows["activism share"]["evidence_items"]
 
