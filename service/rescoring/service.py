@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, insert, or_, select, update
+from sqlalchemy import and_, event, insert, or_, select, update
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from risk_rules.forms import AssessmentRequest
@@ -142,10 +142,12 @@ def _renew(session: Session, job_id: int, lease: dt.datetime, **values: Any) -> 
 def _claim(session: Session, now: dt.datetime) -> RescoringJob | None:
     """The oldest unfinished job that nobody holds a live lease on, now leased to the caller."""
     stale = now - LEASE
-    claimable = or_(RescoringJob.claimed_at.is_(None), RescoringJob.claimed_at < stale)
-    candidate = session.scalar(
-        select(RescoringJob).where(RescoringJob.finished_at.is_(None), claimable).order_by(RescoringJob.id).limit(1)
+    # The claiming UPDATE repeats the unfinished test: a job finished by another process between the
+    # SELECT and the UPDATE must not be claimed again.
+    claimable = and_(
+        RescoringJob.finished_at.is_(None), or_(RescoringJob.claimed_at.is_(None), RescoringJob.claimed_at < stale)
     )
+    candidate = session.scalar(select(RescoringJob).where(claimable).order_by(RescoringJob.id).limit(1))
     if candidate is None:
         return None
     return candidate if claim_row(session, RescoringJob, candidate.id, claimable, claimed_at=now) else None

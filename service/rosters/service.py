@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import event, insert, or_, select, update
+from sqlalchemy import and_, event, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from risk_rules.forms import AssessmentRequest
@@ -325,9 +325,14 @@ class RosterWorker(LeasedWorker):
 
     def _claim(self, roster_id: str | None = None) -> tuple[str, str] | None:
         now = utcnow()
-        claimable = or_(Roster.claimed_at.is_(None), Roster.claimed_at < now - LEASE)
+        # The claiming UPDATE repeats the state test: a roster finished between the SELECT and the UPDATE
+        # (by a worker of another process) has no lease left and must not be claimed back into "running".
+        claimable = and_(
+            Roster.state.in_(("queued", "running")),
+            or_(Roster.claimed_at.is_(None), Roster.claimed_at < now - LEASE),
+        )
         with write_transaction(self._sessions, self._write_lock) as session:
-            query = select(Roster.id).where(Roster.state.in_(("queued", "running")), claimable)
+            query = select(Roster.id).where(claimable)
             if roster_id is not None:
                 query = query.where(Roster.id == roster_id)
             candidate = session.scalar(query.order_by(Roster.created_at).limit(1))

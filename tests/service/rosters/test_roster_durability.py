@@ -16,9 +16,10 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
 
 from service.assessments.models import Assessment
+from service.assessments.router import trip_bounds
 from service.db import create_db_engine, create_session_factory, utcnow
 from service.rosters import service as rosters
 from service.rosters.models import Roster, RosterItem
@@ -155,3 +156,53 @@ def test_a_worker_whose_lease_was_taken_over_stores_nothing(
                 break
         time.sleep(0.05)
     assert stored(sessions, roster_id, tenant.name) == (30, 30, 30)
+
+
+def test_a_roster_finished_during_a_claim_stays_done(client: TestClient, tenant: Any, settings: Any) -> None:
+    """Another process's worker finishes the roster between this worker's SELECT and its claiming UPDATE:
+    the UPDATE must not take the finished roster back into "running" (where it would stay, re-claimed and
+    dropped every lease, and never be reported done)."""
+    state = client.app.state
+    state.roster_worker.stop()  # only the worker under test claims
+    engine = create_db_engine(settings)
+    worker_sessions = create_session_factory(engine)
+    try:
+        upload = rosters.parse_upload(orjson.dumps(trips(4, "RACE")), "application/json")
+        with worker_sessions() as session:
+            roster = rosters.create(
+                session, session.scalar(select(Tenant.id).where(Tenant.name == tenant.name)), upload, None
+            )
+            session.commit()
+            roster_id = roster.id
+        finished_meanwhile = []
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def finish_elsewhere(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if finished_meanwhile or not statement.lstrip().startswith("SELECT rosters.id"):
+                return
+            with other_engine.begin() as other:
+                other.execute(
+                    update(Roster)
+                    .where(Roster.id == roster_id)
+                    .values(state="done", done=4, finished_at=utcnow(), payload=None, claim_token=None, claimed_at=None)
+                )
+            finished_meanwhile.append(True)
+
+        other_engine = create_db_engine(settings)
+        worker = rosters.RosterWorker(worker_sessions, state.scoring, state.write_lock, chunk_size=2)
+        assert worker._claim(roster_id) is None
+        assert finished_meanwhile == [True]
+        with worker_sessions() as session:
+            roster = session.get_one(Roster, roster_id)
+            assert (roster.state, roster.claim_token, roster.claimed_at) == ("done", None, None)
+        other_engine.dispose()
+    finally:
+        engine.dispose()
+        state.roster_worker = rosters.RosterWorker(
+            state.session_factory,
+            state.scoring,
+            state.write_lock,
+            chunk_size=state.settings.roster_chunk_size,
+            trip_bounds=lambda: trip_bounds(state.settings),
+        )
+        state.roster_worker.start()
