@@ -301,24 +301,10 @@ def _left_out(request: AssessmentRequest, stay_given: bool) -> frozenset[str]:
     # A tie that lives there states it; otherwise only the field itself does.
     if traveler.relatives_in_destination is None and not any(t.lives_in_destination for t in ties or ()):
         missing.append("relatives_in_destination")
-    legal = traveler.legal_exposure
-    if legal is None:
-        missing += ("sought_by_destination_authorities", "criminal_investigation", "civil_or_commercial_dispute")
-        missing.append("tax_dispute")
-    else:
-        if legal.sought_by_destination_authorities is None:
-            missing.append("sought_by_destination_authorities")
-        if legal.criminal_investigation is None:
-            missing.append("criminal_investigation")
-        if legal.civil_or_commercial_dispute is None:
-            missing.append("civil_or_commercial_dispute")
-        if legal.tax_dispute is None:
-            missing.append("tax_dispute")
-    profile = traveler.public_profile
-    if profile is None or profile.criticizes_destination_government is None:
-        missing.append("criticizes_destination_government")
-    if profile is None or profile.activism is None:
-        missing.append("activism")
+    # A group left out (None) leaves out each of its fields.
+    legal, profile = traveler.legal_exposure, traveler.public_profile
+    missing += (name for name in _LEGAL_FIELDS if legal is None or getattr(legal, name) is None)
+    missing += (name for name in _PROFILE_FIELDS if profile is None or getattr(profile, name) is None)
     if traveler.affiliations is None:
         missing.append("affiliations")
     if not stay_given:
@@ -327,6 +313,13 @@ def _left_out(request: AssessmentRequest, stay_given: bool) -> frozenset[str]:
 
 
 _NOTHING_LEFT_OUT: frozenset[str] = frozenset()
+_LEGAL_FIELDS = (
+    "sought_by_destination_authorities",
+    "criminal_investigation",
+    "civil_or_commercial_dispute",
+    "tax_dispute",
+)
+_PROFILE_FIELDS = ("criticizes_destination_government", "activism")
 
 
 def leg_facts(request: AssessmentRequest, reference: ReferenceSnapshot, *, stay_given: bool = True) -> list[LegFacts]:
